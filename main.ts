@@ -1,0 +1,13 @@
+/** faasd-ts: OpenFaaS functions on containerd in one binary. See README.md. */
+
+import process from "node:process";
+import { runCli } from "./src/cli/main.ts";
+
+if (import.meta.main) {
+  const code = await runCli(process.argv.slice(2), process.env, {
+    out: (s) => process.stdout.write(s),
+    err: (s) => process.stderr.write(s),
+    isTty: Boolean(process.stdout.isTTY),
+  });
+  process.exitCode = code;
+}

@@ -1,0 +1,118 @@
+/**
+ * Subcommands whose flags are settled but whose work lands in a later issue. They answer
+ * `--help` now and otherwise say plainly that this build cannot do it yet.
+ */
+
+import { NotImplementedError } from "../errors.ts";
+import { type Command, commandConfig, COMMON_FLAGS, type Flag } from "./command.ts";
+
+const port = (config: "port" | "providerPort", description: string): Flag => ({
+  type: "string",
+  valueName: "PORT",
+  config,
+  description,
+});
+
+function planned(
+  c: Omit<Command, "run" | "flags"> & { flags?: Record<string, Flag>; issue: number },
+): Command {
+  const cmd: Command = {
+    ...c,
+    flags: { ...COMMON_FLAGS, ...c.flags },
+    run: (ctx) => {
+      commandConfig(cmd, ctx);
+      throw new NotImplementedError(
+        `"faasd ${c.name}" is not in this build yet (planned in issue #${c.issue})`,
+      );
+    },
+  };
+  return cmd;
+}
+
+/** `faasd provider` (issue #4). */
+export function providerCommand(): Command {
+  return planned({
+    name: "provider",
+    summary: "serve the faas-provider API alone (functions on containerd)",
+    usage: "faasd provider [options]",
+    description: "Serves the faas-provider HTTP API for functions running on containerd.",
+    flags: { "provider-port": port("providerPort", "provider API port") },
+    issue: 4,
+  });
+}
+
+/** `faasd install` (issue #6). */
+export function installCommand(): Command {
+  return planned({
+    name: "install",
+    summary: "install faasd as a systemd service on this host",
+    usage: "faasd install [options]",
+    description:
+      "Creates the data dir, credentials, CNI config and systemd units, then starts them.",
+    issue: 6,
+  });
+}
+
+/** `faasd image` (issue #3). */
+export function imageCommand(): Command {
+  return planned({
+    name: "image",
+    summary: "pull, import, list, remove and prune container images",
+    usage: "faasd image (pull REF | import FILE | ls | rm REF | prune) [options]",
+    description: "Manages container images in containerd with faasd's own registry client.",
+    flags: {
+      namespace: {
+        type: "string",
+        valueName: "NS",
+        description: "containerd namespace",
+        defaultText: "openfaas-fn",
+      },
+    },
+    positionals: true,
+    issue: 3,
+  });
+}
+
+/** `faasd registry` (issue #3). */
+export function registryCommand(): Command {
+  return planned({
+    name: "registry",
+    summary: "log in to or out of a container registry",
+    usage: "faasd registry (login HOST -u USER --password-stdin | logout HOST) [options]",
+    description: "Stores registry credentials in <data-dir>/.docker/config.json (mode 0600).",
+    flags: {
+      username: { type: "string", short: "u", valueName: "USER", description: "user name" },
+      "password-stdin": { type: "boolean", description: "read the password from stdin" },
+    },
+    positionals: true,
+    issue: 3,
+  });
+}
+
+/** `faasd service` (issue #6). */
+export function serviceCommand(): Command {
+  return planned({
+    name: "service",
+    summary: "list, follow the logs of, or restart the extra services",
+    usage: "faasd service (ls | logs NAME [-f] | restart NAME) [options]",
+    description: "Manages the services started from <data-dir>/docker-compose.yaml.",
+    flags: { follow: { type: "boolean", short: "f", description: "follow the logs" } },
+    positionals: true,
+    issue: 6,
+  });
+}
+
+/** `faasd up` until the gateway lands (issue #5). */
+export function upCommand(): Command {
+  return planned({
+    name: "up",
+    summary: "run the appliance: gateway, provider, queue, UI",
+    usage: "faasd up [options]",
+    description: "Runs the gateway and the provider in one process.",
+    flags: {
+      port: port("port", "gateway port"),
+      "provider-port": port("providerPort", "provider API port"),
+    },
+    issue: 5,
+  });
+}

@@ -1,0 +1,101 @@
+/**
+ * Configuration resolved once, at start-up, from flags, then environment variables, then
+ * defaults. The result is frozen and passed down; nothing below src/cli/ reads argv or env.
+ */
+
+import { InvalidArgumentError } from "../errors.ts";
+import { isLogLevel, type LogLevel } from "../log.ts";
+
+/** Everything a subcommand needs to know about where things live and which ports to use. */
+export interface ResolvedConfig {
+  /** State and secrets (`/var/lib/faasd`). */
+  readonly dataDir: string;
+  /** containerd's gRPC unix socket. */
+  readonly containerdSocket: string;
+  /** Gateway port (`faasd up`); 0 picks a free port. */
+  readonly port: number;
+  /** Provider API port (`faasd provider`, and the provider inside `faasd up`). */
+  readonly providerPort: number;
+  readonly logLevel: LogLevel;
+}
+
+/** Values as they arrive from flags or the environment, before validation. */
+export type ConfigInput = { [K in keyof ResolvedConfig]?: string | undefined };
+
+/** Built-in defaults, the faasd layout (../shared/reference/openfaas-api.md). */
+export const DEFAULTS: ResolvedConfig = Object.freeze({
+  dataDir: "/var/lib/faasd",
+  containerdSocket: "/run/containerd/containerd.sock",
+  port: 8080,
+  providerPort: 8081,
+  logLevel: "info",
+});
+
+/** The environment variable that may set each option, named in `--help`. */
+export const ENV_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object.freeze({
+  dataDir: "FAASD_DATA_DIR",
+  containerdSocket: "FAASD_CONTAINERD_SOCKET",
+  port: "FAASD_PORT",
+  providerPort: "FAASD_PROVIDER_PORT",
+  logLevel: "FAASD_LOG_LEVEL",
+});
+
+/** The command-line flag for each option, used in error messages. */
+export const FLAG_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object.freeze({
+  dataDir: "--data-dir",
+  containerdSocket: "--containerd-socket",
+  port: "--port",
+  providerPort: "--provider-port",
+  logLevel: "--log-level",
+});
+
+/**
+ * Resolves the configuration: a flag wins over the environment, which wins over the default.
+ * Throws InvalidArgumentError naming the flag (or variable) whose value is wrong.
+ */
+export function resolveConfig(
+  flags: ConfigInput,
+  env: Readonly<Record<string, string | undefined>>,
+): Readonly<ResolvedConfig> {
+  const pick = (key: keyof ResolvedConfig): { value: string; source: string } | undefined => {
+    const flag = flags[key];
+    if (flag !== undefined) return { value: flag, source: FLAG_NAMES[key] };
+    const fromEnv = env[ENV_NAMES[key]];
+    if (fromEnv !== undefined && fromEnv !== "") return { value: fromEnv, source: ENV_NAMES[key] };
+    return undefined;
+  };
+
+  const path = (key: "dataDir" | "containerdSocket"): string => {
+    const v = pick(key);
+    if (!v) return DEFAULTS[key];
+    if (!v.value.startsWith("/")) {
+      throw new InvalidArgumentError(`${v.source} must be an absolute path, got "${v.value}"`);
+    }
+    return v.value.length > 1 ? v.value.replace(/\/+$/, "") : v.value;
+  };
+
+  const port = (key: "port" | "providerPort"): number => {
+    const v = pick(key);
+    if (!v) return DEFAULTS[key];
+    const n = Number(v.value);
+    if (!/^\d+$/.test(v.value) || n > 65535) {
+      throw new InvalidArgumentError(`${v.source} must be a port number 0-65535, got "${v.value}"`);
+    }
+    return n;
+  };
+
+  const level = pick("logLevel");
+  if (level && !isLogLevel(level.value)) {
+    throw new InvalidArgumentError(
+      `${level.source} must be one of debug, info, warn, error, got "${level.value}"`,
+    );
+  }
+
+  return Object.freeze({
+    dataDir: path("dataDir"),
+    containerdSocket: path("containerdSocket"),
+    port: port("port"),
+    providerPort: port("providerPort"),
+    logLevel: (level?.value as LogLevel | undefined) ?? DEFAULTS.logLevel,
+  });
+}

@@ -1,0 +1,197 @@
+/** containerd's content store: blobs (layers, manifests, configs) addressed by digest. */
+
+import { AlreadyExistsError, InvalidArgumentError } from "../errors.ts";
+import type { CallOptions, Rpc } from "./rpc.ts";
+import { fromTimestamp, labelMask, type WireTimestamp } from "./types.ts";
+
+const SVC = "containerd.services.content.v1.Content";
+
+/** containerd's reads and the Go client's writes use 1 MiB chunks; so do we. */
+export const CHUNK_SIZE = 1024 * 1024;
+
+/** A blob's metadata. */
+export interface ContentInfo {
+  digest: string;
+  size: number;
+  labels: Record<string, string>;
+  createdAt?: Date;
+  updatedAt?: Date;
+}
+
+/** What to write: the blob's identity and where its bytes come from. */
+export interface WriteRequest {
+  /** Ingest reference; the Go client uses `layer-<digest>`, `manifest-<digest>`, … */
+  ref: string;
+  /** The expected digest; containerd refuses to commit anything else. */
+  digest: string;
+  size: number;
+  labels?: Record<string, string>;
+  /** Called with the offset to start from (non-zero when resuming an interrupted ingest). */
+  data: (offset: number) => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+}
+
+interface WireInfo {
+  digest: string;
+  size: string;
+  labels: Record<string, string>;
+  created_at?: WireTimestamp;
+  updated_at?: WireTimestamp;
+}
+
+interface WriteReply {
+  action: "STAT" | "WRITE" | "COMMIT";
+  offset: string;
+  total: string;
+  digest: string;
+}
+
+type Opts = Pick<CallOptions, "signal" | "timeoutMs" | "lease">;
+
+/** Content service client; every call names its namespace. */
+export class Content {
+  constructor(private readonly rpc: Rpc) {}
+
+  /** Gets a blob's info; NotFoundError when this namespace does not have it. */
+  async info(namespace: string, digest: string, opts: Opts = {}): Promise<ContentInfo> {
+    const res = await this.rpc.unary<{ info: WireInfo }>(SVC, "Info", { digest }, {
+      ...opts,
+      namespace,
+    });
+    return toInfo(res.info);
+  }
+
+  /** Merges labels into a blob's labels (GC references, `containerd.io/uncompressed`, …). */
+  async setLabels(
+    namespace: string,
+    digest: string,
+    labels: Record<string, string>,
+    opts: Opts = {},
+  ): Promise<ContentInfo> {
+    const res = await this.rpc.unary<{ info: WireInfo }>(SVC, "Update", {
+      info: { digest, labels },
+      update_mask: labelMask("labels", labels),
+    }, { ...opts, namespace });
+    return toInfo(res.info);
+  }
+
+  /** Lists blobs, optionally filtered. */
+  async list(namespace: string, filters: string[] = [], opts: Opts = {}): Promise<ContentInfo[]> {
+    const out: ContentInfo[] = [];
+    const stream = this.rpc.serverStream<{ info: WireInfo[] }>(SVC, "List", { filters }, {
+      ...opts,
+      namespace,
+    });
+    for await (const page of stream) out.push(...page.info.map(toInfo));
+    return out;
+  }
+
+  /** Deletes a blob from this namespace. */
+  async delete(namespace: string, digest: string, opts: Opts = {}): Promise<void> {
+    await this.rpc.unary(SVC, "Delete", { digest }, { ...opts, namespace });
+  }
+
+  /** Streams a blob's bytes, from `offset`, `size` bytes (0 = to the end). */
+  async *read(
+    namespace: string,
+    digest: string,
+    { offset = 0, size = 0, ...opts }: Opts & { offset?: number; size?: number } = {},
+  ): AsyncGenerator<Uint8Array> {
+    const stream = this.rpc.serverStream<{ data: Uint8Array }>(
+      SVC,
+      "Read",
+      { digest, offset: String(offset), size: String(size) },
+      { ...opts, namespace },
+    );
+    for await (const chunk of stream) yield chunk.data;
+  }
+
+  /** Reads a whole (small) blob, such as a manifest or config, into memory. */
+  async readAll(namespace: string, digest: string, opts: Opts = {}): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for await (const p of this.read(namespace, digest, opts)) {
+      parts.push(p);
+      total += p.length;
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  /**
+   * Writes a blob with the STAT → WRITE… → COMMIT protocol and returns its digest. A blob this
+   * namespace already has counts as written; one held by another namespace is committed without
+   * sending data; an interrupted ingest resumes at containerd's offset. containerd verifies the
+   * size and digest at commit and the ingest is aborted when anything fails.
+   */
+  async write(namespace: string, req: WriteRequest, opts: Opts = {}): Promise<string> {
+    const call = this.rpc.duplex<object, WriteReply>(SVC, "Write", { ...opts, namespace });
+    let committed = false;
+    try {
+      call.send({ action: "STAT", ref: req.ref, total: String(req.size), expected: req.digest });
+      const stat = await this.#reply(call, req);
+      let offset = Number(stat.offset);
+      if (offset > req.size) {
+        throw new InvalidArgumentError(
+          `cannot write blob ${req.digest}: containerd already holds ${offset} bytes, more than its size ${req.size}`,
+        );
+      }
+      if (offset < req.size) {
+        for await (const chunk of req.data(offset)) {
+          for (let i = 0; i < chunk.length; i += CHUNK_SIZE) {
+            const part = chunk.subarray(i, i + CHUNK_SIZE);
+            call.send({ action: "WRITE", ref: req.ref, offset: String(offset), data: part });
+            offset = Number((await this.#reply(call, req)).offset);
+          }
+        }
+      }
+      call.send({
+        action: "COMMIT",
+        ref: req.ref,
+        total: String(req.size),
+        offset: String(offset),
+        expected: req.digest,
+        labels: req.labels ?? {},
+      });
+      const done = await this.#reply(call, req);
+      committed = true;
+      call.end();
+      // containerd re-sends the COMMIT reply; drain until the stream ends.
+      while (await call.next()) { /* drain */ }
+      return done.digest || req.digest;
+    } catch (err) {
+      call.cancel();
+      if (err instanceof AlreadyExistsError) return req.digest;
+      if (!committed) await this.abort(namespace, req.ref, opts).catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Abandons an in-progress ingest. */
+  async abort(namespace: string, ref: string, opts: Opts = {}): Promise<void> {
+    await this.rpc.unary(SVC, "Abort", { ref }, { ...opts, namespace });
+  }
+
+  async #reply(
+    call: { next(): Promise<WriteReply | undefined> },
+    req: WriteRequest,
+  ): Promise<WriteReply> {
+    const r = await call.next();
+    if (!r) throw new Error(`containerd ended the write of ${req.digest} early`);
+    return r;
+  }
+}
+
+function toInfo(i: WireInfo): ContentInfo {
+  return {
+    digest: i.digest,
+    size: Number(i.size),
+    labels: i.labels ?? {},
+    createdAt: fromTimestamp(i.created_at),
+    updatedAt: fromTimestamp(i.updated_at),
+  };
+}

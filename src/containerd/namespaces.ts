@@ -1,0 +1,74 @@
+/** containerd namespaces: the unit of isolation for containers, images, content and snapshots. */
+
+import { AlreadyExistsError } from "../errors.ts";
+import type { CallOptions, Rpc } from "./rpc.ts";
+import { labelMask } from "./types.ts";
+
+const SVC = "containerd.services.namespaces.v1.Namespaces";
+
+/** A containerd namespace and its labels. */
+export interface Namespace {
+  name: string;
+  labels: Record<string, string>;
+}
+
+interface WireNamespace {
+  name: string;
+  labels: Record<string, string>;
+}
+
+type Opts = Pick<CallOptions, "signal" | "timeoutMs">;
+
+/** Namespaces service client. */
+export class Namespaces {
+  constructor(private readonly rpc: Rpc) {}
+
+  /** Lists every namespace, sorted by name. */
+  async list(opts: Opts = {}): Promise<Namespace[]> {
+    const res = await this.rpc.unary<{ namespaces: WireNamespace[] }>(SVC, "List", {}, opts);
+    return res.namespaces.map(toNamespace).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Gets one namespace; NotFoundError when it does not exist. */
+  async get(name: string, opts: Opts = {}): Promise<Namespace> {
+    const res = await this.rpc.unary<{ namespace: WireNamespace }>(SVC, "Get", { name }, opts);
+    return toNamespace(res.namespace);
+  }
+
+  /** Creates a namespace; AlreadyExistsError when it exists. */
+  async create(name: string, labels: Record<string, string> = {}, opts: Opts = {}): Promise<void> {
+    await this.rpc.unary(SVC, "Create", { namespace: { name, labels } }, opts);
+  }
+
+  /** Creates the namespace unless it exists; either way sets `labels` on it. */
+  async ensure(name: string, labels: Record<string, string> = {}, opts: Opts = {}): Promise<void> {
+    try {
+      await this.create(name, labels, opts);
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      if (Object.keys(labels).length > 0) await this.setLabels(name, labels, opts);
+    }
+  }
+
+  /**
+   * Sets (or, with an empty value, clears) the given labels and leaves the others alone.
+   * containerd accepts only `labels.<key>` mask paths here.
+   */
+  async setLabels(name: string, labels: Record<string, string>, opts: Opts = {}): Promise<void> {
+    await this.rpc.unary(
+      SVC,
+      "Update",
+      { namespace: { name, labels }, update_mask: labelMask("labels", labels) },
+      opts,
+    );
+  }
+
+  /** Deletes a namespace; FailedPreconditionError when it still holds anything. */
+  async delete(name: string, opts: Opts = {}): Promise<void> {
+    await this.rpc.unary(SVC, "Delete", { name }, opts);
+  }
+}
+
+function toNamespace(n: WireNamespace): Namespace {
+  return { name: n.name, labels: n.labels ?? {} };
+}

@@ -1,0 +1,70 @@
+/**
+ * Error classes shared by every part of the appliance. Each protocol maps them in exactly one
+ * place: gRPC status codes in containerd/errors.ts, HTTP status codes in the gateway, exit codes
+ * in the CLI.
+ */
+
+/** Something that was asked for does not exist. */
+export class NotFoundError extends Error {
+  override name = "NotFoundError";
+}
+
+/** The caller sent a value that can never be right. */
+export class InvalidArgumentError extends Error {
+  override name = "InvalidArgumentError";
+}
+
+/** Something with the same name already exists. */
+export class AlreadyExistsError extends Error {
+  override name = "AlreadyExistsError";
+}
+
+/** The request conflicts with the current state (for example a concurrent change). */
+export class ConflictError extends Error {
+  override name = "ConflictError";
+}
+
+/** The system is not in the state the operation needs (for example a namespace is not empty). */
+export class FailedPreconditionError extends Error {
+  override name = "FailedPreconditionError";
+}
+
+/** A dependency (containerd, a registry, a function) cannot be reached right now. */
+export class UnavailableError extends Error {
+  override name = "UnavailableError";
+}
+
+/** Credentials are missing or wrong. */
+export class UnauthenticatedError extends Error {
+  override name = "UnauthenticatedError";
+}
+
+/** The caller is known but not allowed to do this (for example not running as root). */
+export class PermissionDeniedError extends Error {
+  override name = "PermissionDeniedError";
+}
+
+/** An operation took longer than it was allowed to. */
+export class TimeoutError extends Error {
+  override name = "TimeoutError";
+}
+
+/** The operation was cancelled by the caller (an AbortSignal fired). */
+export class CancelledError extends Error {
+  override name = "CancelledError";
+}
+
+/** The operation is not supported by this build or by the remote side. */
+export class NotImplementedError extends Error {
+  override name = "NotImplementedError";
+}
+
+/** The command line was wrong; the CLI prints a usage line and exits with code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Returns the message of anything thrown, for logs and user-facing errors. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
