@@ -37,7 +37,11 @@ export class Namespaces {
 
   /** Creates a namespace; AlreadyExistsError when it exists. */
   async create(name: string, labels: Record<string, string> = {}, opts: Opts = {}): Promise<void> {
-    await this.rpc.unary(SVC, "Create", { namespace: { name, labels } }, opts);
+    // containerd publishes an event for the change, and publishing needs a namespace header.
+    await this.rpc.unary(SVC, "Create", { namespace: { name, labels } }, {
+      ...opts,
+      namespace: name,
+    });
   }
 
   /** Creates the namespace unless it exists; either way sets `labels` on it. */
@@ -59,13 +63,13 @@ export class Namespaces {
       SVC,
       "Update",
       { namespace: { name, labels }, update_mask: labelMask("labels", labels) },
-      opts,
+      { ...opts, namespace: name },
     );
   }
 
   /** Deletes a namespace; FailedPreconditionError when it still holds anything. */
   async delete(name: string, opts: Opts = {}): Promise<void> {
-    await this.rpc.unary(SVC, "Delete", { name }, opts);
+    await this.rpc.unary(SVC, "Delete", { name }, { ...opts, namespace: name });
   }
 }
 
