@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 host for faasd-ts from source and runs it or its tests.
+#
+#   bash scripts/dev.sh up [faasd up options]   install what is missing, start containerd, run `faasd up`
+#   bash scripts/dev.sh test [deno test args]   the same preparation, then the whole test suite
+#   bash scripts/dev.sh prepare                 only the preparation
+#
+# Idempotent: packages already installed are not reinstalled, a running containerd is reused.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+# What the appliance and its tests use from Debian: containerd and runc run functions, the CNI
+# plugins network them, busybox-static and docker-registry let tests build and serve images.
+PACKAGES=(containerd runc containernetworking-plugins iptables iproute2 busybox-static
+  docker-registry ca-certificates git)
+SOCKET=/run/containerd/containerd.sock
+
+say() { printf 'dev.sh: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+require_root() {
+  [ "$(id -u)" -eq 0 ] || die "run as root (containerd, runc and CNI need it): sudo bash scripts/dev.sh $*"
+}
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ! command -v node >/dev/null 2>&1; then missing+=(nodejs npm); fi
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+  # Debian's docker-registry package starts a registry on :5000 when systemd runs; tests start
+  # their own on other ports, so a packaged one is left alone.
+}
+
+containerd_answers() { timeout 5 ctr --address "$SOCKET" version >/dev/null 2>&1; }
+
+start_containerd() {
+  if containerd_answers; then return; fi
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    say "starting containerd with systemd"
+    systemctl enable --now containerd || true
+  fi
+  if ! containerd_answers; then
+    say "starting containerd in the background (log: /var/log/containerd-dev.log)"
+    setsid containerd >>/var/log/containerd-dev.log 2>&1 < /dev/null &
+  fi
+  for _ in $(seq 1 60); do
+    if containerd_answers; then say "containerd is up"; return; fi
+    sleep 0.5
+  done
+  tail -n 20 /var/log/containerd-dev.log >&2 || true
+  die "containerd did not answer on $SOCKET within 30 s"
+}
+
+install_node_modules() {
+  if [ ! -x node_modules/deno/deno ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "npm ci (Deno and the npm dependencies, pinned in package-lock.json)"
+    npm ci --no-audit --no-fund
+  fi
+}
+
+prepare() {
+  require_root "$@"
+  install_packages
+  start_containerd
+  install_node_modules
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  up)
+    prepare up
+    exec node_modules/deno/deno task -q faasd up "$@"
+    ;;
+  test)
+    prepare test
+    exec node_modules/deno/deno task -q test "$@"
+    ;;
+  prepare)
+    prepare prepare
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh (up [faasd up options] | test [deno test args] | prepare)" >&2
+    exit 2
+    ;;
+esac
