@@ -65,6 +65,9 @@ install_node_modules() {
     say "npm ci (Deno and the npm dependencies, pinned in package-lock.json)"
     npm ci --no-audit --no-fund
   fi
+  # The deno package links its native binary in a postinstall step; where install scripts were
+  # skipped, its launcher does the same on first use.
+  [ -x node_modules/deno/deno ] || node node_modules/deno/bin.cjs --version >/dev/null
 }
 
 prepare() {
