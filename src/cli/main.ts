@@ -13,8 +13,8 @@ import {
   providerCommand,
   registryCommand,
   serviceCommand,
-  upCommand,
 } from "./planned.ts";
+import { upCommand } from "./up.ts";
 import { versionCommand } from "./version.ts";
 
 /** Every subcommand, in the order `faasd --help` lists them. */

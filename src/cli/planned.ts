@@ -101,18 +101,3 @@ export function serviceCommand(): Command {
     issue: 6,
   });
 }
-
-/** `faasd up` until the gateway lands (issue #5). */
-export function upCommand(): Command {
-  return planned({
-    name: "up",
-    summary: "run the appliance: gateway, provider, queue, UI",
-    usage: "faasd up [options]",
-    description: "Runs the gateway and the provider in one process.",
-    flags: {
-      port: port("port", "gateway port"),
-      "provider-port": port("providerPort", "provider API port"),
-    },
-    issue: 5,
-  });
-}

@@ -5,7 +5,9 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Containerd } from "../../src/containerd/client.ts";
 
@@ -114,5 +116,37 @@ Deno.test("build:armhf bundles faasd for Node.js and its launcher runs it", asyn
     const out = await faasd("containerd", "version", "--containerd-socket", "/nonexistent.sock");
     assert.equal(out.code, 1, show(out));
     assert.match(out.stderr, /cannot reach containerd at \/nonexistent\.sock/);
+  });
+
+  await t.step("up serves /healthz through node:http and stops on SIGTERM", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "faasd-armhf-up-"));
+    const child = new Deno.Command(WRAPPER, {
+      args: ["up", "--data-dir", dataDir, "--port", "0"],
+      cwd: ROOT,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let log = "";
+    try {
+      let port = 0;
+      while (!port) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`faasd up exited early under Node.js:\n${log}`);
+        log += value;
+        port = Number(log.match(/faasd-ts is up on port (\d+)/)?.[1] ?? 0);
+      }
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), "OK\n");
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0, log);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await reader.cancel().catch(() => {});
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
