@@ -1,6 +1,7 @@
 /** faasd-ts: OpenFaaS functions on containerd in one binary. See README.md. */
 
 import process from "node:process";
+import { buffer } from "node:stream/consumers";
 import { runCli } from "./src/cli/main.ts";
 
 if (import.meta.main) {
@@ -8,6 +9,7 @@ if (import.meta.main) {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
     isTty: Boolean(process.stdout.isTTY),
+    readStdin: async () => new Uint8Array(await buffer(process.stdin)),
   });
   process.exitCode = code;
 }

@@ -12,9 +12,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
 # What the appliance and its tests use from Debian: containerd and runc run functions, the CNI
-# plugins network them, busybox-static and docker-registry let tests build and serve images.
+# plugins network them, busybox-static and docker-registry let tests build and serve images, and
+# apache2-utils' htpasswd writes the bcrypt entries of the test registry behind basic auth.
 PACKAGES=(containerd runc containernetworking-plugins iptables iproute2 busybox-static
-  docker-registry ca-certificates git)
+  docker-registry apache2-utils ca-certificates git)
 SOCKET=/run/containerd/containerd.sock
 
 say() { printf 'dev.sh: %s\n' "$*" >&2; }

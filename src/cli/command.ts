@@ -33,6 +33,8 @@ export interface Io {
   err(text: string): void;
   /** Whether stdout is a terminal (progress bars) or a pipe/file (plain lines). */
   isTty: boolean;
+  /** Reads stdin to its end (`registry login --password-stdin`); absent where there is none. */
+  readStdin?: () => Promise<Uint8Array>;
 }
 
 /** What a command's run function receives. */

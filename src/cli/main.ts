@@ -7,13 +7,9 @@ import { BUILD_INFO } from "../build_info.ts";
 import { UsageError } from "../errors.ts";
 import { type Command, type Io, parseCommandArgs, renderHelp } from "./command.ts";
 import { containerdCommand } from "./containerd.ts";
-import {
-  imageCommand,
-  installCommand,
-  providerCommand,
-  registryCommand,
-  serviceCommand,
-} from "./planned.ts";
+import { installCommand, providerCommand, serviceCommand } from "./planned.ts";
+import { registryCommand } from "./registry.ts";
+import { imageCommand } from "./image.ts";
 import { upCommand } from "./up.ts";
 import { versionCommand } from "./version.ts";
 

@@ -53,42 +53,6 @@ export function installCommand(): Command {
   });
 }
 
-/** `faasd image` (issue #3). */
-export function imageCommand(): Command {
-  return planned({
-    name: "image",
-    summary: "pull, import, list, remove and prune container images",
-    usage: "faasd image (pull REF | import FILE | ls | rm REF | prune) [options]",
-    description: "Manages container images in containerd with faasd's own registry client.",
-    flags: {
-      namespace: {
-        type: "string",
-        valueName: "NS",
-        description: "containerd namespace",
-        defaultText: "openfaas-fn",
-      },
-    },
-    positionals: true,
-    issue: 3,
-  });
-}
-
-/** `faasd registry` (issue #3). */
-export function registryCommand(): Command {
-  return planned({
-    name: "registry",
-    summary: "log in to or out of a container registry",
-    usage: "faasd registry (login HOST -u USER --password-stdin | logout HOST) [options]",
-    description: "Stores registry credentials in <data-dir>/.docker/config.json (mode 0600).",
-    flags: {
-      username: { type: "string", short: "u", valueName: "USER", description: "user name" },
-      "password-stdin": { type: "boolean", description: "read the password from stdin" },
-    },
-    positionals: true,
-    issue: 3,
-  });
-}
-
 /** `faasd service` (issue #6). */
 export function serviceCommand(): Command {
   return planned({

@@ -22,9 +22,13 @@ export interface ContentInfo {
 export interface WriteRequest {
   /** Ingest reference; the Go client uses `layer-<digest>`, `manifest-<digest>`, … */
   ref: string;
-  /** The expected digest; containerd refuses to commit anything else. */
-  digest: string;
-  size: number;
+  /**
+   * The expected digest; containerd refuses to commit anything else. Leave it out (with `size`)
+   * to store a stream whose digest is learned from the data (tarball import); the ref must then
+   * be unique.
+   */
+  digest?: string;
+  size?: number;
   labels?: Record<string, string>;
   /** Called with the offset to start from (non-zero when resuming an interrupted ingest). */
   data: (offset: number) => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
@@ -130,42 +134,57 @@ export class Content {
    */
   async write(namespace: string, req: WriteRequest, opts: Opts = {}): Promise<string> {
     const call = this.rpc.duplex<object, WriteReply>(SVC, "Write", { ...opts, namespace });
+    const what = req.digest ?? req.ref;
+    const size = req.size;
     let committed = false;
+    // containerd reports the running digest of what it has received; for a write without an
+    // expected digest that is the blob's digest.
+    let seen = req.digest ?? "";
     try {
-      call.send({ action: "STAT", ref: req.ref, total: String(req.size), expected: req.digest });
-      const stat = await this.#reply(call, req);
+      call.send({
+        action: "STAT",
+        ref: req.ref,
+        total: String(size ?? 0),
+        expected: req.digest ?? "",
+      });
+      const stat = await this.#reply(call, what);
       let offset = Number(stat.offset);
-      if (offset > req.size) {
+      if (size !== undefined && offset > size) {
         throw new InvalidArgumentError(
-          `cannot write blob ${req.digest}: containerd already holds ${offset} bytes, more than its size ${req.size}`,
+          `cannot write blob ${what}: containerd already holds ${offset} bytes, more than its size ${size}`,
         );
       }
-      if (offset < req.size) {
+      if (size === undefined || offset < size) {
         for await (const chunk of req.data(offset)) {
           for (let i = 0; i < chunk.length; i += CHUNK_SIZE) {
             const part = chunk.subarray(i, i + CHUNK_SIZE);
             call.send({ action: "WRITE", ref: req.ref, offset: String(offset), data: part });
-            offset = Number((await this.#reply(call, req)).offset);
+            const r = await this.#reply(call, what);
+            offset = Number(r.offset);
+            if (r.digest) seen = r.digest;
           }
         }
       }
       call.send({
         action: "COMMIT",
         ref: req.ref,
-        total: String(req.size),
+        total: String(size ?? offset),
         offset: String(offset),
-        expected: req.digest,
+        expected: req.digest ?? "",
         labels: req.labels ?? {},
       });
-      const done = await this.#reply(call, req);
+      const done = await this.#reply(call, what);
       committed = true;
       call.end();
       // containerd re-sends the COMMIT reply; drain until the stream ends.
       while (await call.next()) { /* drain */ }
-      return done.digest || req.digest;
+      return done.digest || seen;
     } catch (err) {
       call.cancel();
-      if (err instanceof AlreadyExistsError) return req.digest;
+      if (err instanceof AlreadyExistsError && seen) {
+        if (!req.digest) await this.abort(namespace, req.ref, opts).catch(() => {});
+        return seen;
+      }
       if (!committed) await this.abort(namespace, req.ref, opts).catch(() => {});
       throw err;
     }
@@ -178,10 +197,10 @@ export class Content {
 
   async #reply(
     call: { next(): Promise<WriteReply | undefined> },
-    req: WriteRequest,
+    what: string,
   ): Promise<WriteReply> {
     const r = await call.next();
-    if (!r) throw new Error(`containerd ended the write of ${req.digest} early`);
+    if (!r) throw new Error(`containerd ended the write of ${what} early`);
     return r;
   }
 }
