@@ -182,7 +182,8 @@ class Reader {
       }
       const key = String((k as Scalar).value);
       if (allowed && !allowed.includes(key)) {
-        this.fail(k, `unknown key "${key}" under ${where(path)} (expected ${listOf(allowed)})`);
+        const at = path.length ? `under ${pathText(path)}` : "at the top level";
+        this.fail(k, `unknown key "${key}" ${at} (expected ${listOf(allowed)})`);
       }
       return { key, keyNode: k, value: this.#resolve(pair.value) };
     });

@@ -64,7 +64,7 @@ export class RegistryClient {
   readonly #tokens = new Map<string, CachedAuth>();
 
   constructor(opts: RegistryClientOptions) {
-    this.#opts = { timeoutMs: 30_000, ...opts };
+    this.#opts = { ...opts, timeoutMs: opts.timeoutMs ?? 30_000 };
   }
 
   /** A handle on one repository (`library/busybox`) at one endpoint. */

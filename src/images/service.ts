@@ -41,7 +41,13 @@ export function parsePullPolicy(s: string | undefined): PullPolicy {
 }
 
 /** Builds the image service for one data dir. Settings files are read per operation. */
-export function createImageService(deps: { containerd: Containerd; dataDir: string; log: Logger }) {
+export function createImageService(deps: {
+  containerd: Containerd;
+  dataDir: string;
+  log: Logger;
+  /** How long a registry may take to answer (default 30 s). */
+  registryTimeoutMs?: number;
+}) {
   const { containerd, dataDir } = deps;
   const log = deps.log.child({ component: "images" });
 
@@ -61,6 +67,7 @@ export function createImageService(deps: { containerd: Containerd; dataDir: stri
     }
     const client = new RegistryClient({
       log,
+      timeoutMs: deps.registryTimeoutMs,
       credentials: {
         lookup: (host) => credentialsFor(docker, host) ?? hostConfigFor(registries, host)?.auth,
         describe: () => dockerConfigPath(dataDir),

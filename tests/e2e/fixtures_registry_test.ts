@@ -180,7 +180,8 @@ Deno.test("an open registry serves pushed images and indexes by tag and digest",
     });
 
     for (const format of ["oci", "docker"] as const) {
-      await t.step(`a ${format} index for linux/amd64, linux/arm64 and linux/arm/v7`, async () => {
+      const kind = format === "oci" ? "an OCI index" : "a Docker manifest list";
+      await t.step(`${kind} for linux/amd64, linux/arm64 and linux/arm/v7`, async () => {
         const platforms = [
           { architecture: "amd64" },
           { architecture: "arm64" },
@@ -218,6 +219,38 @@ Deno.test("an open registry serves pushed images and indexes by tag and digest",
         }
       });
     }
+
+    await t.step(
+      "distribution 2.8 hides OCI manifests from a GET that does not accept them",
+      async () => {
+        // What a pull client must know: without the OCI types in Accept this registry answers
+        // 404 MANIFEST_UNKNOWN for an OCI manifest or index, and rewrites a Docker schema 2
+        // manifest into a signed schema 1 one.
+        const oci = buildImage({ layers: [{ tar: app, compression: "gzip" }] });
+        await pushImage(registry, "fixtures/accept", "oci", oci);
+        const hidden = await get(registry, "/v2/fixtures/accept/manifests/oci", {
+          Accept: MEDIA_TYPES.dockerManifest,
+        });
+        assert.equal(hidden.res.status, 404);
+        assert.match(decoder.decode(hidden.body), /accept header does not support OCI manifests/);
+        const docker = buildImage({
+          layers: [{ tar: app, compression: "gzip" }],
+          format: "docker",
+        });
+        await pushImage(registry, "fixtures/accept", "docker", docker);
+        const legacy = await get(registry, "/v2/fixtures/accept/manifests/docker");
+        assert.equal(legacy.res.status, 200);
+        assert.equal(
+          legacy.res.headers.get("Content-Type"),
+          "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        );
+        const head = await get(registry, "/v2/fixtures/accept/manifests/oci", {
+          Accept: MEDIA_TYPES.ociManifest,
+        }, "HEAD");
+        assert.equal(head.res.headers.get("Docker-Content-Digest"), oci.manifest.digest);
+        assert.equal(head.res.headers.get("Content-Length"), String(oci.manifest.size));
+      },
+    );
 
     await t.step(
       "the access log counts blob downloads, and a re-push uploads nothing",
