@@ -32,7 +32,7 @@ import {
   busyboxLayer,
   filesLayer,
 } from "../fixtures/oci_image.ts";
-import { blobDownloads, type Registry, startRegistry } from "../fixtures/registry.ts";
+import { blobDownloads, startRegistry } from "../fixtures/registry.ts";
 import { pushImage, pushIndex } from "../fixtures/registry_push.ts";
 import { gzip, tar } from "../fixtures/tar.ts";
 
