@@ -25,6 +25,9 @@ import {
   removeImage,
 } from "./manage.ts";
 
+/** The function label that sets the pull policy (a deploy option may set it too). */
+export const PULL_POLICY_LABEL = "com.openfaas.pull-policy";
+
 /** When to contact the registry before using an image. */
 export type PullPolicy = "Always" | "IfNotPresent" | "Never";
 

@@ -180,6 +180,28 @@ Deno.test("images: pull, re-pull, platforms, prune and bad references against a 
       assert.deepEqual(blobDownloads(requests), [], JSON.stringify(requests));
     });
 
+    await t.step(
+      "pull policies: IfNotPresent and Never use the local image, Always asks",
+      async () => {
+        let mark = await registry.mark();
+        const local = await images.ensure(ref, { namespace: ns, policy: "IfNotPresent" });
+        assert.equal(local.pulled, false);
+        assert.equal(local.target.digest, image.manifest.digest);
+        assert.equal((await images.ensure(ref, { namespace: ns, policy: "Never" })).pulled, false);
+        assert.deepEqual(await registry.requests(mark), [], "no registry contact");
+        mark = await registry.mark();
+        assert.equal((await images.ensure(ref, { namespace: ns, policy: "Always" })).pulled, true);
+        assert.deepEqual(
+          (await registry.requests(mark)).map((r) => `${r.method} ${r.status}`),
+          ["HEAD 200"],
+        );
+        await assert.rejects(
+          images.ensure(`${registry.host}/test/absent:1`, { namespace: ns, policy: "Never" }),
+          (err: Error) => err instanceof NotFoundError && /pull policy is Never/.test(err.message),
+        );
+      },
+    );
+
     await t.step("a multi-arch index yields the host's variant, or the one asked for", async () => {
       const host = await images.pull(`${registry.host}/test/multi:v1`, { namespace: ns });
       assert.equal(host.target.digest, index.manifest.digest);
