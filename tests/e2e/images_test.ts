@@ -214,6 +214,23 @@ Deno.test("images: pull, re-pull, platforms, prune and bad references against a 
       assert.equal(arm.platform, "linux/arm/v7");
     });
 
+    await t.step("zstd-compressed layers unpack too", async () => {
+      const zimage = buildImage({
+        architecture: HOST_ARCH,
+        layers: [
+          { tar: busyboxLayer(), compression: "zstd" },
+          { tar: filesLayer({ "etc/zstd": "zstd layer\n" }), compression: "zstd" },
+        ],
+      });
+      await pushImage(registry, "test/zstd", "v1", zimage);
+      const pulled = await images.pull(`${registry.host}/test/zstd:v1`, { namespace: ns });
+      const run = await runIn(client, ns, `${registry.host}/test/zstd:v1`, pulled.chainId, [
+        "/bin/cat",
+        "/etc/zstd",
+      ]);
+      assert.equal(run.output, "zstd layer\n");
+    });
+
     await t.step("an unsupported platform lists the platforms the image has", async () => {
       await assert.rejects(
         images.pull(`${registry.host}/test/multi:v1`, {
@@ -278,7 +295,10 @@ Deno.test("images: pull, re-pull, platforms, prune and bad references against a 
       }, { lease: lease.id });
       await client.leases.delete(ns, lease.id);
       const result = await images.prune(ns);
-      assert.deepEqual(result.removed, [`${registry.host}/test/multi:v1`]);
+      assert.deepEqual(result.removed.sort(), [
+        `${registry.host}/test/multi:v1`,
+        `${registry.host}/test/zstd:v1`,
+      ]);
       assert.ok(result.bytesFreed > 0, `freed ${result.bytesFreed}`);
       assert.deepEqual((await images.list(ns)).map((i) => i.name), [ref]);
       await client.snapshots.remove(ns, "keeper");
