@@ -122,6 +122,8 @@ async function runIn(
     await client.tasks.start(ns, id);
     const { exitStatus } = await exited;
     await client.tasks.delete(ns, id);
+    await client.snapshots.remove(ns, id);
+    await client.containers.delete(ns, id);
     return { exitStatus, output: await Deno.readTextFile(log) };
   } finally {
     await client.leases.delete(ns, lease.id);
