@@ -9,10 +9,11 @@ import { parseArgs } from "node:util";
 import type { Scenario, ScenarioContext } from "./harness.ts";
 import { machineFacts, report, type ScenarioResult, summarizeFigures } from "./report.ts";
 import { containerdScenario } from "./scenarios/containerd.ts";
+import { imagesScenario } from "./scenarios/images.ts";
 
 /** Every scenario, in the order they run by default. */
 export function scenarios(): Scenario[] {
-  return [containerdScenario()];
+  return [containerdScenario(), imagesScenario()];
 }
 
 const DEFAULT_SOCKET = "/run/containerd/containerd.sock";

@@ -146,70 +146,72 @@ async function freshPullFigures(env: Env, ctx: ScenarioContext): Promise<Figure[
   const layerBytes = env.image.layers.reduce((s, l) => s + l.size, 0);
   ctx.log(`pull+unpack of the 50 MB image × ${n} per client, each in a fresh namespace`);
 
-  const ctrPull = await measure(CTR_PULL, async (i) => {
-    const out = await ctr(["-n", nsFor(i), "images", "pull", "--plain-http", env.ref]);
+  const ctrNs = freshNamespaces(env, "ctr");
+  const ctrPull = await measure(CTR_PULL, async () => {
+    const out = await ctr(["-n", ctrNs.current(), "images", "pull", "--plain-http", env.ref]);
     // ctr 1.6 fetches everything, then unpacks for the host platform and says so.
     if (!/^unpacking /m.test(out)) throw new Error(`ctr did not unpack:\n${out}`);
-  }, { ...opts, ...freshNamespaceHooks(env, "ctr") });
+  }, { ...opts, ...ctrNs.hooks });
 
-  const libPull = await measure("pull+unpack 50 MB (faasd image pull)", async (i) => {
-    const r = await env.images.pull(env.ref, { namespace: nsFor(i) });
+  const libNs = freshNamespaces(env, "lib");
+  const libPull = await measure("pull+unpack 50 MB (faasd image pull)", async () => {
+    const r = await env.images.pull(env.ref, { namespace: libNs.current() });
     if (r.downloadedBytes !== layerBytes) {
       throw new Error(`pull downloaded ${r.downloadedBytes} layer bytes, expected ${layerBytes}`);
     }
-  }, { ...opts, baseline: CTR_PULL, ...freshNamespaceHooks(env, "lib") });
+  }, { ...opts, baseline: CTR_PULL, ...libNs.hooks });
 
-  const cliPull = await measure("pull+unpack 50 MB (faasd CLI process)", async (i) => {
-    await faasdCli(env, ["image", "pull", env.ref, "--namespace", nsFor(i)]);
-  }, { ...opts, baseline: CTR_PULL, ...freshNamespaceHooks(env, "cli") });
+  const cliNs = freshNamespaces(env, "cli");
+  const cliPull = await measure("pull+unpack 50 MB (faasd CLI process)", async () => {
+    await faasdCli(env, ["image", "pull", env.ref, "--namespace", cliNs.current()]);
+  }, { ...opts, baseline: CTR_PULL, ...cliNs.hooks });
 
   return [ctrPull, libPull, cliPull];
-
-  function nsFor(i: number): string {
-    return current.get(i)!;
-  }
 }
 
-// The namespace of each iteration, set by the `before` hook and read by the timed function.
-const current = new Map<number, string>();
-
 /**
- * Untimed hooks for one 50 MB pull per iteration: a fresh namespace and a registry log mark
- * before; after, checks that the layers were downloaded from the registry and the image is
- * unpacked, purges the namespace and checks that no namespace and no file on disk still has
- * the image's blobs.
+ * A fresh namespace per iteration, through untimed hooks. Before: create the namespace and
+ * mark the registry's access log. After: check that every layer was downloaded from the
+ * registry and the image is unpacked, purge the namespace (synchronous GC), and check that no
+ * namespace and no file on disk still has the image's blobs.
  */
-function freshNamespaceHooks(env: Env, tag: string) {
+function freshNamespaces(env: Env, tag: string) {
+  let ns: string | undefined;
   let mark = 0;
   return {
-    before: async (i: number) => {
-      const ns = `${NS_PREFIX}${tag}-${randomBytes(4).toString("hex")}`;
-      await env.client.namespaces.create(ns);
-      env.live.add(ns);
-      current.set(i, ns);
-      mark = await env.registry.mark();
+    current(): string {
+      if (!ns) throw new Error("no namespace: the before hook did not run");
+      return ns;
     },
-    after: async (i: number) => {
-      const ns = current.get(i)!;
-      current.delete(i);
-      let checked: Error | undefined;
-      try {
-        await assertDownloadedAndUnpacked(env, ns, mark);
-      } catch (err) {
-        checked = err as Error;
-      }
-      const failures = await purgeNamespace(env.client, ns);
-      if (failures.length > 0) {
-        throw new Error(`purge of namespace "${ns}" failed: ${failures.join("; ")}`);
-      }
-      env.live.delete(ns);
-      await assertBlobsGone(env);
-      if (checked) throw checked;
+    hooks: {
+      before: async () => {
+        ns = `${NS_PREFIX}${tag}-${randomBytes(4).toString("hex")}`;
+        await env.client.namespaces.create(ns);
+        env.live.add(ns);
+        mark = await env.registry.mark();
+      },
+      after: async () => {
+        if (!ns) return;
+        const done = ns;
+        ns = undefined;
+        let checked: Error | undefined;
+        try {
+          await assertDownloadedAndUnpacked(env, done, mark);
+        } catch (err) {
+          checked = err as Error;
+        }
+        const failures = await purgeNamespace(env.client, done);
+        if (failures.length > 0) {
+          throw new Error(`purge of namespace "${done}" failed: ${failures.join("; ")}`);
+        }
+        env.live.delete(done);
+        await assertBlobsGone(env);
+        if (checked) throw checked;
+      },
     },
   };
 }
 
-/** The pull fetched every layer from the registry and the image's top snapshot exists. */
 async function assertDownloadedAndUnpacked(env: Env, ns: string, mark: number): Promise<void> {
   const fetched = new Set(
     blobDownloads(await env.registry.requests(mark))
@@ -224,7 +226,9 @@ async function assertDownloadedAndUnpacked(env: Env, ns: string, mark: number): 
   }
   const diffIds = env.image.layers.map((l) => l.diffId);
   if (!await isUnpacked(env.client.snapshots, ns, diffIds)) {
-    throw new Error(`the image in "${ns}" is not unpacked (no snapshot ${chainIds(diffIds).at(-1)})`);
+    throw new Error(
+      `the image in "${ns}" is not unpacked (no snapshot ${chainIds(diffIds).at(-1)})`,
+    );
   }
 }
 
@@ -307,9 +311,7 @@ async function faasdCli(env: Env, args: string[]): Promise<void> {
   if (!out.success) {
     const dec = new TextDecoder();
     throw new Error(
-      `faasd ${args.join(" ")} exited with ${out.code}: ${dec.decode(out.stderr).trim()}${
-        dec.decode(out.stdout).trim()
-      }`,
+      `faasd ${args.join(" ")} exited with ${out.code}: ${dec.decode(out.stderr).trim()}`,
     );
   }
 }
