@@ -9,10 +9,9 @@ import { NotFoundError, UsageError } from "../errors.ts";
 import { parsePlatform } from "../images/platform.ts";
 import { createImageService } from "../images/service.ts";
 import { createLogger } from "../log.ts";
+import { DEFAULT_NAMESPACE } from "../provider/types.ts";
 import { type Command, commandConfig, type CommandContext, COMMON_FLAGS } from "./command.ts";
 import { formatBytes, plainProgress, ttyProgress } from "./progress.ts";
-
-const DEFAULT_NAMESPACE = "openfaas-fn";
 
 /** Creates the `image` command. */
 export function imageCommand(): Command {

@@ -14,10 +14,8 @@ import { createGatewayHandler } from "../gateway/router.ts";
 import { credentialPaths, ensureCredentials } from "../install/credentials.ts";
 import { createLogger } from "../log.ts";
 import { serve } from "../platform/http.ts";
+import { DEFAULT_NAMESPACE } from "../provider/types.ts";
 import { type Command, commandConfig, COMMON_FLAGS, type Flag } from "./command.ts";
-
-/** The namespace functions go to unless a request names another. */
-export const DEFAULT_FUNCTION_NAMESPACE = "openfaas-fn";
 
 const port = (config: "port" | "providerPort", description: string): Flag => ({
   type: "string",
@@ -66,7 +64,7 @@ provider (issue #4) and the rest of the gateway (issue #5).`,
           listNamespaces: async () => {
             const all = await client.namespaces.list();
             const labelled = all.filter((n) => ["1", "true"].includes(n.labels.openfaas ?? ""));
-            return [...new Set([DEFAULT_FUNCTION_NAMESPACE, ...labelled.map((n) => n.name)])];
+            return [...new Set([DEFAULT_NAMESPACE, ...labelled.map((n) => n.name)])];
           },
           log: log.child({ component: "gateway" }),
         });

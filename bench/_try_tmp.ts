@@ -1,0 +1,10 @@
+import { startRegistry } from "../tests/fixtures/registry.ts";
+import { pushImage } from "../tests/fixtures/registry_push.ts";
+import { buildImage, busyboxLayer, randomLayer } from "../tests/fixtures/oci_image.ts";
+const r = await startRegistry();
+const img = buildImage({ layers: [{ tar: busyboxLayer(), compression: "gzip" }, { tar: randomLayer(1 << 20), compression: "gzip" }] });
+await pushImage(r, "bench/big", "1", img);
+console.log(r.host);
+await Deno.writeTextFile("/tmp/imgtry.host", r.host);
+await new Promise((res) => setTimeout(res, 60000));
+await r.stop();
