@@ -147,24 +147,36 @@ async function freshPullFigures(env: Env, ctx: ScenarioContext): Promise<Figure[
   ctx.log(`pull+unpack of the 50 MB image × ${n} per client, each in a fresh namespace`);
 
   const ctrNs = freshNamespaces(env, "ctr");
-  const ctrPull = await measure(CTR_PULL, async () => {
-    const out = await ctr(["-n", ctrNs.current(), "images", "pull", "--plain-http", env.ref]);
-    // ctr 1.6 fetches everything, then unpacks for the host platform and says so.
-    if (!/^unpacking /m.test(out)) throw new Error(`ctr did not unpack:\n${out}`);
-  }, { ...opts, ...ctrNs.hooks });
+  const ctrPull = await measure(
+    CTR_PULL,
+    ctrNs.timed(async (ns) => {
+      const out = await ctr(["-n", ns, "images", "pull", "--plain-http", env.ref]);
+      // ctr 1.6 fetches everything, then unpacks for the host platform and says so.
+      if (!/^unpacking /m.test(out)) throw new Error(`ctr did not unpack:\n${out}`);
+    }),
+    { ...opts, ...ctrNs.hooks },
+  );
 
   const libNs = freshNamespaces(env, "lib");
-  const libPull = await measure("pull+unpack 50 MB (faasd image pull)", async () => {
-    const r = await env.images.pull(env.ref, { namespace: libNs.current() });
-    if (r.downloadedBytes !== layerBytes) {
-      throw new Error(`pull downloaded ${r.downloadedBytes} layer bytes, expected ${layerBytes}`);
-    }
-  }, { ...opts, baseline: CTR_PULL, ...libNs.hooks });
+  const libPull = await measure(
+    "pull+unpack 50 MB (faasd image pull)",
+    libNs.timed(async (ns) => {
+      const r = await env.images.pull(env.ref, { namespace: ns });
+      if (r.downloadedBytes !== layerBytes) {
+        throw new Error(`pull downloaded ${r.downloadedBytes} layer bytes, expected ${layerBytes}`);
+      }
+    }),
+    { ...opts, baseline: CTR_PULL, ...libNs.hooks },
+  );
 
   const cliNs = freshNamespaces(env, "cli");
-  const cliPull = await measure("pull+unpack 50 MB (faasd CLI process)", async () => {
-    await faasdCli(env, ["image", "pull", env.ref, "--namespace", cliNs.current()]);
-  }, { ...opts, baseline: CTR_PULL, ...cliNs.hooks });
+  const cliPull = await measure(
+    "pull+unpack 50 MB (faasd CLI process)",
+    cliNs.timed(async (ns) => {
+      await faasdCli(env, ["image", "pull", env.ref, "--namespace", ns]);
+    }),
+    { ...opts, baseline: CTR_PULL, ...cliNs.hooks },
+  );
 
   return [ctrPull, libPull, cliPull];
 }
@@ -178,14 +190,20 @@ async function freshPullFigures(env: Env, ctx: ScenarioContext): Promise<Figure[
 function freshNamespaces(env: Env, tag: string) {
   let ns: string | undefined;
   let mark = 0;
+  let succeeded = false;
   return {
-    current(): string {
-      if (!ns) throw new Error("no namespace: the before hook did not run");
-      return ns;
+    /** Wraps the timed work: it gets the iteration's namespace; success is noted for `after`. */
+    timed(fn: (ns: string) => Promise<void>): () => Promise<void> {
+      return async () => {
+        if (!ns) throw new Error("no namespace: the before hook did not run");
+        await fn(ns);
+        succeeded = true;
+      };
     },
     hooks: {
       before: async () => {
         ns = `${NS_PREFIX}${tag}-${randomBytes(4).toString("hex")}`;
+        succeeded = false;
         await env.client.namespaces.create(ns);
         env.live.add(ns);
         mark = await env.registry.mark();
@@ -194,11 +212,14 @@ function freshNamespaces(env: Env, tag: string) {
         if (!ns) return;
         const done = ns;
         ns = undefined;
+        // When the timed work failed, its own error is the one to see: check nothing.
         let checked: Error | undefined;
-        try {
-          await assertDownloadedAndUnpacked(env, done, mark);
-        } catch (err) {
-          checked = err as Error;
+        if (succeeded) {
+          try {
+            await assertDownloadedAndUnpacked(env, done, mark);
+          } catch (err) {
+            checked = err as Error;
+          }
         }
         const failures = await purgeNamespace(env.client, done);
         if (failures.length > 0) {
@@ -226,8 +247,16 @@ async function assertDownloadedAndUnpacked(env: Env, ns: string, mark: number): 
   }
   const diffIds = env.image.layers.map((l) => l.diffId);
   if (!await isUnpacked(env.client.snapshots, ns, diffIds)) {
+    const record = await env.client.images.get(ns, env.ref).then(
+      (i) => `points at ${i.target.digest}`,
+      (err) => `is missing (${err.message})`,
+    );
+    const blobs = (await env.client.content.list(ns)).length;
+    const snapshots = (await env.client.snapshots.list(ns)).length;
     throw new Error(
-      `the image in "${ns}" is not unpacked (no snapshot ${chainIds(diffIds).at(-1)})`,
+      `the image in "${ns}" is not unpacked: no snapshot ${
+        chainIds(diffIds).at(-1)
+      }; its image record ${record}; the namespace holds ${blobs} blobs and ${snapshots} snapshots`,
     );
   }
 }

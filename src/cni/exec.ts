@@ -1,0 +1,108 @@
+/**
+ * Running host programs (CNI plugins, `ip`, `iptables`, `sysctl`) as child processes. Everything
+ * in src/cni/ takes an {@link Exec} so unit tests can pass a fake and the real one is built once
+ * by the composition root.
+ */
+
+import { Buffer } from "node:buffer";
+import { spawn } from "node:child_process";
+import { CancelledError, NotFoundError, PermissionDeniedError, TimeoutError } from "../errors.ts";
+import { CommandError } from "./errors.ts";
+
+/** What a finished child process left behind. */
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for one child process. */
+export interface ExecOptions {
+  /** The child's whole environment; when absent it inherits the parent's. */
+  env?: Record<string, string>;
+  /** Written to the child's stdin, which is then closed. */
+  stdin?: string;
+  /** Kill the child (SIGKILL) after this many milliseconds; defaults to 30 s. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Runs `file` with `args` and resolves with its exit code and output; never rejects on a non-zero exit. */
+export type Exec = (file: string, args: string[], opts?: ExecOptions) => Promise<ExecResult>;
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** Builds the real {@link Exec} on node:child_process. */
+export function createExec(): Exec {
+  return (file, args, opts = {}) =>
+    new Promise<ExecResult>((resolve, reject) => {
+      const what = [file, ...args].join(" ");
+      if (opts.signal?.aborted) {
+        reject(new CancelledError(`Cannot run "${what}": cancelled`));
+        return;
+      }
+      const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+      const child = spawn(file, args, { env: opts.env, stdio: ["pipe", "pipe", "pipe"] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let failure: Error | undefined;
+      let settled = false;
+      const settle = (e: Error | undefined, r?: ExecResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", onAbort);
+        if (e) reject(e);
+        else resolve(r!);
+      };
+      const kill = (e: Error) => {
+        failure ??= e;
+        child.kill("SIGKILL");
+      };
+      const timer = setTimeout(
+        () => kill(new TimeoutError(`"${what}" did not finish within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const onAbort = () => kill(new CancelledError(`"${what}" was cancelled`));
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      child.stdout.on("data", (b: Buffer) => out.push(b));
+      child.stderr.on("data", (b: Buffer) => err.push(b));
+      // A child that exits before reading stdin makes the write fail with EPIPE; its exit code
+      // and output tell the real story, so the write error is not the one reported.
+      child.stdin.on("error", () => {});
+      child.stdin.end(opts.stdin ?? "");
+      child.on("error", (e: NodeJS.ErrnoException) => {
+        // Spawn failures may never be followed by "close", so they settle here.
+        if (e.code === "ENOENT") settle(new NotFoundError(`Cannot run "${file}": not found`));
+        else if (e.code === "EACCES") {
+          settle(new PermissionDeniedError(`Cannot run "${file}": permission denied`));
+        } else settle(new CommandError(`Cannot run "${what}": ${e.message}`, { cause: e }));
+      });
+      child.on("close", (code, sig) => {
+        settle(failure, {
+          code: code ?? (sig ? 128 : 1),
+          stdout: Buffer.concat(out).toString("utf8"),
+          stderr: Buffer.concat(err).toString("utf8"),
+        });
+      });
+    });
+}
+
+/**
+ * Runs a command and returns its stdout, throwing a {@link CommandError} that starts with `action`
+ * and carries the command's stderr when it exits non-zero.
+ */
+export async function run(
+  exec: Exec,
+  action: string,
+  file: string,
+  args: string[],
+  opts?: ExecOptions,
+): Promise<string> {
+  const r = await exec(file, args, opts);
+  if (r.code !== 0) {
+    const detail = r.stderr.trim() || r.stdout.trim() || `exit code ${r.code}`;
+    throw new CommandError(`${action}: ${detail}`, { exitCode: r.code, stderr: r.stderr });
+  }
+  return r.stdout;
+}

@@ -1,0 +1,238 @@
+/**
+ * The faas-provider HTTP API (see the OpenFaaS contract): functions, scale, secrets, namespaces,
+ * info, health and the function proxy, as one fetch-style handler. Errors are mapped to status
+ * codes in gateway/errors.ts only.
+ */
+
+import { InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { errorResponse } from "../gateway/errors.ts";
+import type { Logger } from "../log.ts";
+import type { SecretStore } from "./secrets.ts";
+import { validateSecretName } from "./secrets.ts";
+import type { FunctionDeployment, FunctionStatus } from "./types.ts";
+import { DEFAULT_NAMESPACE } from "./types.ts";
+
+/** What the routes need from the function manager. */
+export interface Functions {
+  list(namespace: string): Promise<FunctionStatus[]>;
+  get(name: string, namespace: string, opts: { usage: boolean }): Promise<FunctionStatus>;
+  deploy(body: unknown): Promise<void>;
+  update(body: unknown): Promise<void>;
+  remove(name: string, namespace: string): Promise<void>;
+  scale(name: string, namespace: string, replicas: number): Promise<void>;
+  /** Throws NotFoundError when the namespace is not one functions may use. */
+  checkNamespace(namespace: string): Promise<void>;
+}
+
+/** What the routes need for namespaces. */
+export interface FunctionNamespaces {
+  list(): Promise<string[]>;
+  get(
+    name: string,
+  ): Promise<{ name: string; labels: Record<string, string>; annotations: Record<string, string> }>;
+  create(
+    ns: { name: string; labels: Record<string, string>; annotations: Record<string, string> },
+  ): Promise<void>;
+  update(
+    ns: { name: string; labels: Record<string, string>; annotations: Record<string, string> },
+  ): Promise<void>;
+  delete(name: string): Promise<void>;
+}
+
+/** Dependencies of the provider routes. */
+export interface ProviderRouteDeps {
+  functions: Functions;
+  namespaces: FunctionNamespaces;
+  secrets: SecretStore;
+  /** Proxies `/function/...` requests; absent where the gateway proxies itself. */
+  proxy?: (req: Request, name: string, namespace: string, path: string) => Promise<Response>;
+  info: { release: string; sha: string; arch: string };
+  log: Logger;
+}
+
+/** Builds the provider's handler; `/system/*` paths assume auth was checked by the caller. */
+export function createProviderHandler(
+  deps: ProviderRouteDeps,
+): (req: Request) => Promise<Response> {
+  return async (req) => {
+    const url = new URL(req.url);
+    const path = url.pathname;
+    const q = url.searchParams;
+    const method = req.method;
+    try {
+      if (path === "/healthz") return new Response("OK\n");
+      const fn = path.match(/^\/function\/([^/.]+)(?:\.([^/]+))?(\/.*)?$/);
+      if (fn && deps.proxy) {
+        return await deps.proxy(
+          req,
+          fn[1],
+          fn[2] ?? DEFAULT_NAMESPACE,
+          (fn[3] ?? "/") + url.search,
+        );
+      }
+      if (path === "/system/info" && method === "GET") {
+        const version = { release: deps.info.release, sha: deps.info.sha };
+        return json({
+          provider: { provider: "faasd-ts", orchestration: "containerd", version },
+          version,
+          arch: deps.info.arch,
+        });
+      }
+      if (path === "/system/functions") {
+        const namespace = q.get("namespace") || DEFAULT_NAMESPACE;
+        if (method === "GET") {
+          await deps.functions.checkNamespace(namespace);
+          return json(await deps.functions.list(namespace));
+        }
+        if (method === "POST") {
+          await deps.functions.deploy(withNamespace(await readJson(req), q));
+          return accepted();
+        }
+        if (method === "PUT") {
+          await deps.functions.update(withNamespace(await readJson(req), q));
+          return accepted();
+        }
+        if (method === "DELETE") {
+          const body = await readJson(req) as { functionName?: string; namespace?: string };
+          if (!body.functionName) throw new InvalidArgumentError("functionName is required");
+          await deps.functions.remove(body.functionName, body.namespace || namespace);
+          return accepted();
+        }
+      }
+      const one = path.match(/^\/system\/function\/([^/]+)$/);
+      if (one && method === "GET") {
+        const namespace = q.get("namespace") || DEFAULT_NAMESPACE;
+        const usage = q.get("usage") === "1" || q.get("usage") === "true";
+        return json(await deps.functions.get(one[1], namespace, { usage }));
+      }
+      const scale = path.match(/^\/system\/scale-function\/([^/]+)$/);
+      if (scale && method === "POST") {
+        const body = await readJson(req) as {
+          serviceName?: string;
+          replicas?: unknown;
+          namespace?: string;
+        };
+        const replicas = Number(body.replicas);
+        if (!Number.isInteger(replicas) || replicas < 0) {
+          throw new InvalidArgumentError(
+            `replicas must be a whole number ≥ 0, got ${JSON.stringify(body.replicas)}`,
+          );
+        }
+        await deps.functions.scale(
+          body.serviceName || scale[1],
+          body.namespace || q.get("namespace") || DEFAULT_NAMESPACE,
+          replicas,
+        );
+        return accepted();
+      }
+      if (path === "/system/secrets") return await secrets(deps, req, q);
+      if (path === "/system/namespaces" && method === "GET") {
+        return json(await deps.namespaces.list());
+      }
+      const ns = path.match(/^\/system\/namespace\/([^/]*)$/);
+      if (ns) return await namespace(deps, req, ns[1]);
+      throw new NotFoundError(`no route for ${method} ${path}`);
+    } catch (err) {
+      return errorResponse(err, deps.log);
+    }
+  };
+}
+
+async function secrets(
+  deps: ProviderRouteDeps,
+  req: Request,
+  q: URLSearchParams,
+): Promise<Response> {
+  const queryNs = q.get("namespace") || DEFAULT_NAMESPACE;
+  if (req.method === "GET") {
+    await deps.functions.checkNamespace(queryNs);
+    return json(await deps.secrets.list(queryNs));
+  }
+  const body = await readJson(req) as {
+    name?: string;
+    namespace?: string;
+    value?: string;
+    rawValue?: string;
+  };
+  const namespace = body.namespace || queryNs;
+  await deps.functions.checkNamespace(namespace);
+  const name = validateSecretName(body.name);
+  if (req.method === "DELETE") {
+    await deps.secrets.delete(namespace, name);
+    return accepted();
+  }
+  const value = body.rawValue !== undefined && body.rawValue !== ""
+    ? Uint8Array.from(atob(body.rawValue), (c) => c.charCodeAt(0))
+    : new TextEncoder().encode(body.value ?? "");
+  if (req.method === "POST") {
+    await deps.secrets.create(namespace, name, value);
+    return new Response(null, { status: 201 });
+  }
+  if (req.method === "PUT") {
+    await deps.secrets.update(namespace, name, value);
+    return accepted();
+  }
+  throw new NotFoundError(`no route for ${req.method} /system/secrets`);
+}
+
+async function namespace(deps: ProviderRouteDeps, req: Request, name: string): Promise<Response> {
+  if (req.method === "GET") {
+    if (!name) return json(await deps.namespaces.list());
+    return json(await deps.namespaces.get(name));
+  }
+  if (req.method === "DELETE") {
+    await deps.namespaces.delete(name);
+    return accepted();
+  }
+  const body = await readJson(req) as {
+    name?: string;
+    labels?: Record<string, string> | null;
+    annotations?: Record<string, string> | null;
+  };
+  const ns = {
+    name: body.name || name,
+    labels: body.labels ?? {},
+    annotations: body.annotations ?? {},
+  };
+  if (req.method === "POST" && name === "") {
+    await deps.namespaces.create(ns);
+    return new Response(null, { status: 201 });
+  }
+  if (req.method === "PUT") {
+    if (body.name && body.name !== name) {
+      throw new InvalidArgumentError(
+        `namespace in the body ("${body.name}") does not match the path ("${name}")`,
+      );
+    }
+    await deps.namespaces.update(ns);
+    return accepted();
+  }
+  throw new NotFoundError(`no route for ${req.method} /system/namespace/${name}`);
+}
+
+async function readJson(req: Request): Promise<unknown> {
+  const text = await req.text();
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidArgumentError("request body is not valid JSON");
+  }
+}
+
+function withNamespace(body: unknown, q: URLSearchParams): unknown {
+  const b = (body ?? {}) as Partial<FunctionDeployment>;
+  if (!b.namespace && q.get("namespace")) return { ...b, namespace: q.get("namespace") };
+  return b;
+}
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+function accepted(): Response {
+  return new Response(null, { status: 202 });
+}
