@@ -6,6 +6,7 @@
 
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import process from "node:process";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.ts";
 import type { Conflist } from "./conflist.ts";
 

@@ -95,7 +95,9 @@ export function parseSubnet(subnet: string): Ipv4Net {
   const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(subnet);
   const ip = m ? parseIpv4(m[1]) : undefined;
   if (!m || ip === undefined) {
-    throw new InvalidArgumentError(`Invalid --subnet "${subnet}": expected an IPv4 CIDR like 10.62.0.0/16`);
+    throw new InvalidArgumentError(
+      `Invalid --subnet "${subnet}": expected an IPv4 CIDR like 10.62.0.0/16`,
+    );
   }
   const prefix = Number(m[2]);
   if (prefix < 8 || prefix > 30) {
@@ -107,7 +109,9 @@ export function parseSubnet(subnet: string): Ipv4Net {
   const network = (ip & mask) >>> 0;
   if (network !== ip) {
     throw new InvalidArgumentError(
-      `Invalid --subnet "${subnet}": host bits are set (did you mean ${formatIpv4(network)}/${prefix}?)`,
+      `Invalid --subnet "${subnet}": host bits are set (did you mean ${
+        formatIpv4(network)
+      }/${prefix}?)`,
     );
   }
   return { network, prefix };

@@ -61,7 +61,11 @@ export const CniCode = Object.freeze({
  * Turns a plugin's failure into an error whose message starts with `action` (e.g.
  * `CNI bridge ADD for "fn-abc"`); the spec's codes pick the class, the plugin's body stays the cause.
  */
-export function fromCniFailure(action: string, body: CniErrorBody | undefined, output: string): Error {
+export function fromCniFailure(
+  action: string,
+  body: CniErrorBody | undefined,
+  output: string,
+): Error {
   const detail = body
     ? body.msg + (body.details ? ` (${body.details})` : "")
     : output.trim() || "no output";

@@ -1,7 +1,7 @@
 /** containerd containers: metadata records (spec, labels, snapshot) that tasks are started from. */
 
 import type { CallOptions, Rpc } from "./rpc.ts";
-import { fromTimestamp, labelMask, type WireTimestamp } from "./types.ts";
+import { fromTimestamp, labelMask, labelsToSet, type WireTimestamp } from "./types.ts";
 
 const SVC = "containerd.services.containers.v1.Containers";
 
@@ -113,7 +113,7 @@ export class Containers {
       SVC,
       "Update",
       {
-        container: { id, labels },
+        container: { id, labels: labelsToSet(labels) },
         update_mask: labelMask("labels", labels),
       },
       { ...opts, namespace },

@@ -2,7 +2,7 @@
 
 import { AlreadyExistsError, InvalidArgumentError } from "../errors.ts";
 import type { CallOptions, Rpc } from "./rpc.ts";
-import { fromTimestamp, labelMask, type WireTimestamp } from "./types.ts";
+import { fromTimestamp, labelMask, labelsToSet, type WireTimestamp } from "./types.ts";
 
 const SVC = "containerd.services.content.v1.Content";
 
@@ -72,7 +72,7 @@ export class Content {
     opts: Opts = {},
   ): Promise<ContentInfo> {
     const res = await this.rpc.unary<{ info: WireInfo }>(SVC, "Update", {
-      info: { digest, labels },
+      info: { digest, labels: labelsToSet(labels) },
       update_mask: labelMask("labels", labels),
     }, { ...opts, namespace });
     return toInfo(res.info);

@@ -2,7 +2,7 @@
 
 import { AlreadyExistsError } from "../errors.ts";
 import type { CallOptions, Rpc } from "./rpc.ts";
-import { labelMask } from "./types.ts";
+import { labelMask, labelsToSet } from "./types.ts";
 
 const SVC = "containerd.services.namespaces.v1.Namespaces";
 
@@ -62,7 +62,10 @@ export class Namespaces {
     await this.rpc.unary(
       SVC,
       "Update",
-      { namespace: { name, labels }, update_mask: labelMask("labels", labels) },
+      {
+        namespace: { name, labels: labelsToSet(labels) },
+        update_mask: labelMask("labels", labels),
+      },
       { ...opts, namespace: name },
     );
   }

@@ -5,6 +5,7 @@ import {
   fromTimestamp,
   fromWireMount,
   labelMask,
+  labelsToSet,
   type Mount,
   type WireMount,
   type WireTimestamp,
@@ -109,7 +110,7 @@ export class Snapshots {
   ): Promise<SnapshotInfo> {
     const res = await this.rpc.unary<{ info: WireInfo }>(SVC, "Update", {
       snapshotter: sn(opts),
-      info: { name: key, labels },
+      info: { name: key, labels: labelsToSet(labels) },
       update_mask: labelMask("labels", labels),
     }, { ...opts, namespace });
     return toInfo(res.info);

@@ -95,3 +95,11 @@ export function toWireMount(m: Mount): WireMount {
 export function labelMask(prefix: string, labels: Record<string, string>): { paths: string[] } {
   return { paths: Object.keys(labels).map((k) => `${prefix}.${k}`) };
 }
+
+/**
+ * The labels to send with {@link labelMask}: containerd deletes a masked label that is absent
+ * from the message, so empty values (our "delete this label") are left out.
+ */
+export function labelsToSet(labels: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(labels).filter(([, v]) => v !== ""));
+}

@@ -31,7 +31,7 @@ export function validateDeployment(
   if (!isObject(body)) {
     throw new InvalidArgumentError("a function deployment must be a JSON object");
   }
-  const service = validateName(body.service, "function name");
+  const service = validateName(body.service ?? "", "function name");
   const image = optionalString(body.image, "image") ?? "";
   if (image.trim() === "") {
     throw new InvalidArgumentError(
@@ -191,6 +191,7 @@ function stringList(
       );
     }
     check?.(item, `${field}[${i}]`);
+    // A checked list (secrets) becomes one mount per item, so an item may not repeat.
     if (check && seen.has(item)) {
       throw new InvalidArgumentError(`${field}[${i}] "${item}" is listed twice`);
     }

@@ -130,6 +130,12 @@ Deno.test("containerd client runs, pauses, kills and cleans up tasks in a fresh 
       await client.containers.setLabels(ns, "sleeper", { "com.example.x": "y" });
       const filtered = await client.containers.list(ns, ['labels."com.example.x"==y']);
       assert.deepEqual(filtered.map((x) => x.id), ["sleeper"]);
+      const cleared = await client.containers.setLabels(ns, "sleeper", { "com.example.x": "" });
+      assert.ok(!("com.example.x" in cleared.labels), "an empty value deletes the label");
+      assert.equal(cleared.labels["faasd-test"], "1", "other labels are kept");
+      await client.namespaces.setLabels(ns, { extra: "1" });
+      await client.namespaces.setLabels(ns, { extra: "" });
+      assert.deepEqual((await client.namespaces.get(ns)).labels, { "faasd-test": "1" });
     });
 
     await t.step("content is written, read back, and a wrong digest is refused", async () => {
