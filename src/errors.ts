@@ -44,6 +44,11 @@ export class PermissionDeniedError extends Error {
   override name = "PermissionDeniedError";
 }
 
+/** An upstream (a function replica) could not be reached or broke the connection. */
+export class BadGatewayError extends Error {
+  override name = "BadGatewayError";
+}
+
 /** An operation took longer than it was allowed to. */
 export class TimeoutError extends Error {
   override name = "TimeoutError";

@@ -82,6 +82,33 @@ export const COMMON_FLAGS: Record<string, Flag> = {
   },
 };
 
+/** Flags of the commands that network function replicas. */
+export const NETWORK_FLAGS: Record<string, Flag> = {
+  bridge: {
+    type: "string",
+    valueName: "NAME",
+    config: "bridge",
+    description: "bridge for function replicas",
+  },
+  subnet: {
+    type: "string",
+    valueName: "CIDR",
+    config: "subnet",
+    description: "subnet for function replicas",
+  },
+  dns: {
+    type: "string",
+    valueName: "IP[,IP]",
+    config: "dns",
+    description: "DNS servers for functions (empty: the host's resolvers)",
+  },
+};
+
+/** A port flag backed by a config key. */
+export function portFlag(config: "port" | "providerPort", description: string): Flag {
+  return { type: "string", valueName: "PORT", config, description };
+}
+
 const HELP_FLAG: Flag = { type: "boolean", short: "h", description: "show this help" };
 
 /** Parses argv for `cmd`; unknown flags and stray positionals become UsageError. */

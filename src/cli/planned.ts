@@ -6,13 +6,6 @@
 import { NotImplementedError } from "../errors.ts";
 import { type Command, commandConfig, COMMON_FLAGS, type Flag } from "./command.ts";
 
-const port = (config: "port" | "providerPort", description: string): Flag => ({
-  type: "string",
-  valueName: "PORT",
-  config,
-  description,
-});
-
 function planned(
   c: Omit<Command, "run" | "flags"> & { flags?: Record<string, Flag>; issue: number },
 ): Command {
@@ -27,18 +20,6 @@ function planned(
     },
   };
   return cmd;
-}
-
-/** `faasd provider` (issue #4). */
-export function providerCommand(): Command {
-  return planned({
-    name: "provider",
-    summary: "serve the faas-provider API alone (functions on containerd)",
-    usage: "faasd provider [options]",
-    description: "Serves the faas-provider HTTP API for functions running on containerd.",
-    flags: { "provider-port": port("providerPort", "provider API port") },
-    issue: 4,
-  });
 }
 
 /** `faasd install` (issue #6). */

@@ -45,7 +45,6 @@ export function createExec(): Exec {
       const child = spawn(file, args, { env: opts.env, stdio: ["pipe", "pipe", "pipe"] });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
-      let failure: Error | undefined;
       let settled = false;
       const settle = (e: Error | undefined, r?: ExecResult) => {
         if (settled) return;
@@ -55,9 +54,10 @@ export function createExec(): Exec {
         if (e) reject(e);
         else resolve(r!);
       };
+      // Settle at once: a grandchild holding the pipes open would delay "close" indefinitely.
       const kill = (e: Error) => {
-        failure ??= e;
         child.kill("SIGKILL");
+        settle(e);
       };
       const timer = setTimeout(
         () => kill(new TimeoutError(`"${what}" did not finish within ${timeoutMs} ms`)),
@@ -79,7 +79,7 @@ export function createExec(): Exec {
         } else settle(new CommandError(`Cannot run "${what}": ${e.message}`, { cause: e }));
       });
       child.on("close", (code, sig) => {
-        settle(failure, {
+        settle(undefined, {
           code: code ?? (sig ? 128 : 1),
           stdout: Buffer.concat(out).toString("utf8"),
           stderr: Buffer.concat(err).toString("utf8"),
@@ -88,10 +88,13 @@ export function createExec(): Exec {
     });
 }
 
-/**
- * Runs a command and returns its stdout, throwing a {@link CommandError} that starts with `action`
- * and carries the command's stderr when it exits non-zero.
- */
+/** The CommandError for a finished command that failed: `action`, then its stderr (or stdout, or exit code). */
+export function commandFailed(action: string, r: ExecResult): CommandError {
+  const detail = r.stderr.trim() || r.stdout.trim() || `exit code ${r.code}`;
+  return new CommandError(`${action}: ${detail}`, { exitCode: r.code, stderr: r.stderr });
+}
+
+/** Runs a command and returns its stdout; a non-zero exit throws {@link commandFailed}`(action, …)`. */
 export async function run(
   exec: Exec,
   action: string,
@@ -100,9 +103,6 @@ export async function run(
   opts?: ExecOptions,
 ): Promise<string> {
   const r = await exec(file, args, opts);
-  if (r.code !== 0) {
-    const detail = r.stderr.trim() || r.stdout.trim() || `exit code ${r.code}`;
-    throw new CommandError(`${action}: ${detail}`, { exitCode: r.code, stderr: r.stderr });
-  }
+  if (r.code !== 0) throw commandFailed(action, r);
   return r.stdout;
 }

@@ -22,7 +22,10 @@ import { CniError, fromCniFailure, parseCniError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 
 /** Where Debian's containernetworking-plugins live, then the upstream default. */
-export const DEFAULT_PLUGIN_DIRS: readonly string[] = Object.freeze(["/usr/lib/cni", "/opt/cni/bin"]);
+export const DEFAULT_PLUGIN_DIRS: readonly string[] = Object.freeze([
+  "/usr/lib/cni",
+  "/opt/cni/bin",
+]);
 
 /** The PATH plugins run with; bridge and firewall exec `iptables` from it. */
 export const DEFAULT_PLUGIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -98,7 +101,11 @@ export function pluginStdin(
   opts: { prevResult?: CniResult; runtimeConfig?: Record<string, unknown> } = {},
 ): Record<string, unknown> {
   const { capabilities, ...rest } = plugin;
-  const out: Record<string, unknown> = { ...rest, cniVersion: conflist.cniVersion, name: conflist.name };
+  const out: Record<string, unknown> = {
+    ...rest,
+    cniVersion: conflist.cniVersion,
+    name: conflist.name,
+  };
   const runtimeConfig: Record<string, unknown> = {};
   for (const [cap, on] of Object.entries(capabilities ?? {})) {
     if (on && opts.runtimeConfig && Object.hasOwn(opts.runtimeConfig, cap)) {
@@ -167,15 +174,23 @@ export class Cni {
       await this.del(containerId, stale.netns, { signal: opts.signal });
     }
     const loEnv = { containerId, netns: netnsPath, ifName: "lo", signal: opts.signal };
-    await this.#invoke("ADD", LOOPBACK, LOOPBACK.plugins[0], loEnv, {});
+    await this.#invoke(
+      "ADD",
+      LOOPBACK.plugins[0],
+      loEnv,
+      pluginStdin(LOOPBACK, LOOPBACK.plugins[0]),
+    );
 
     const conflist = this.conflist;
     const env = { containerId, netns: netnsPath, ifName: this.#ifName, signal: opts.signal };
     let prevResult: CniResult | undefined;
     try {
       for (const plugin of conflist.plugins) {
-        const stdin = pluginStdin(conflist, plugin, { prevResult, runtimeConfig: opts.runtimeConfig });
-        prevResult = await this.#invoke("ADD", conflist, plugin, env, stdin);
+        const stdin = pluginStdin(conflist, plugin, {
+          prevResult,
+          runtimeConfig: opts.runtimeConfig,
+        });
+        prevResult = await this.#invoke("ADD", plugin, env, stdin);
       }
       if (!prevResult) throw new CniError(`CNI network "${conflist.name}" has no plugins`);
       const attachment = { ...attachmentOf(prevResult, this.#ifName), raw: prevResult };
@@ -204,7 +219,11 @@ export class Cni {
    * conflist), then drops the cache entry. Without an entry the plugins still run, with no
    * `prevResult`; they accept repeated DELs and a netns that is already gone.
    */
-  async del(containerId: string, netnsPath?: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async del(
+    containerId: string,
+    netnsPath?: string,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<void> {
     validateContainerId(containerId);
     const cached = await readCache(this.#cacheDir, containerId);
     const conflist = cached?.config ?? this.conflist;
@@ -222,7 +241,11 @@ export class Cni {
   }
 
   /** Asks each plugin to verify the cached attachment (SPEC §3 CHECK); skipped when `disableCheck` is set. */
-  async check(containerId: string, netnsPath?: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async check(
+    containerId: string,
+    netnsPath?: string,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<void> {
     validateContainerId(containerId);
     const cached = await readCache(this.#cacheDir, containerId);
     if (!cached) {
@@ -242,7 +265,12 @@ export class Cni {
       signal: opts.signal,
     };
     for (const plugin of conflist.plugins) {
-      await this.#invoke("CHECK", conflist, plugin, env, pluginStdin(conflist, plugin, { prevResult: cached.result }));
+      await this.#invoke(
+        "CHECK",
+        plugin,
+        env,
+        pluginStdin(conflist, plugin, { prevResult: cached.result }),
+      );
     }
   }
 
@@ -266,7 +294,7 @@ export class Cni {
     const failures: Error[] = [];
     for (const plugin of [...conflist.plugins].reverse()) {
       try {
-        await this.#invoke("DEL", conflist, plugin, env, pluginStdin(conflist, plugin, { prevResult }));
+        await this.#invoke("DEL", plugin, env, pluginStdin(conflist, plugin, { prevResult }));
       } catch (err) {
         failures.push(err as Error);
       }
@@ -276,7 +304,6 @@ export class Cni {
 
   async #invoke(
     command: CniCommand,
-    conflist: Conflist,
     plugin: PluginConf,
     env: InvokeEnv,
     stdin: Record<string, unknown>,
@@ -285,9 +312,7 @@ export class Cni {
     const binary = await this.#find(plugin.type, action);
     const r = await this.#exec(binary, [], {
       env: pluginEnv({ command, ...env, pluginDirs: this.#dirs, path: this.#path }),
-      stdin: JSON.stringify(command === "ADD" || command === "DEL" || command === "CHECK"
-        ? stdin
-        : pluginStdin(conflist, plugin)),
+      stdin: JSON.stringify(stdin),
       timeoutMs: this.#timeoutMs,
       signal: env.signal,
     });
@@ -296,9 +321,12 @@ export class Cni {
     try {
       return JSON.parse(r.stdout) as CniResult;
     } catch (err) {
-      throw new CniError(`${action}: the plugin printed no JSON result: ${r.stdout.slice(0, 200)}`, {
-        cause: err,
-      });
+      throw new CniError(
+        `${action}: the plugin printed no JSON result: ${r.stdout.slice(0, 200)}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 

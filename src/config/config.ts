@@ -17,6 +17,12 @@ export interface ResolvedConfig {
   /** Provider API port (`faasd provider`, and the provider inside `faasd up`). */
   readonly providerPort: number;
   readonly logLevel: LogLevel;
+  /** Linux bridge the function replicas attach to. */
+  readonly bridge: string;
+  /** IPv4 subnet the replicas' addresses come from. */
+  readonly subnet: string;
+  /** DNS servers for functions, comma-separated; empty means the host's resolvers. */
+  readonly dns: string;
 }
 
 /** Values as they arrive from flags or the environment, before validation. */
@@ -29,6 +35,9 @@ export const DEFAULTS: ResolvedConfig = Object.freeze({
   port: 8080,
   providerPort: 8081,
   logLevel: "info",
+  bridge: "openfaas0",
+  subnet: "10.62.0.0/16",
+  dns: "",
 });
 
 /** The environment variable that may set each option, named in `--help`. */
@@ -38,6 +47,9 @@ export const ENV_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object.
   port: "FAASD_PORT",
   providerPort: "FAASD_PROVIDER_PORT",
   logLevel: "FAASD_LOG_LEVEL",
+  bridge: "FAASD_BRIDGE",
+  subnet: "FAASD_SUBNET",
+  dns: "FAASD_DNS",
 });
 
 /** The command-line flag for each option, used in error messages. */
@@ -47,6 +59,9 @@ export const FLAG_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object
   port: "--port",
   providerPort: "--provider-port",
   logLevel: "--log-level",
+  bridge: "--bridge",
+  subnet: "--subnet",
+  dns: "--dns",
 });
 
 /**
@@ -84,6 +99,15 @@ export function resolveConfig(
     return n;
   };
 
+  const text = (key: "bridge" | "subnet" | "dns", re: RegExp, what: string): string => {
+    const v = pick(key);
+    if (!v) return DEFAULTS[key];
+    if (!re.test(v.value)) {
+      throw new InvalidArgumentError(`${v.source} must be ${what}, got "${v.value}"`);
+    }
+    return v.value;
+  };
+
   const level = pick("logLevel");
   if (level && !isLogLevel(level.value)) {
     throw new InvalidArgumentError(
@@ -97,5 +121,16 @@ export function resolveConfig(
     port: port("port"),
     providerPort: port("providerPort"),
     logLevel: (level?.value as LogLevel | undefined) ?? DEFAULTS.logLevel,
+    bridge: text(
+      "bridge",
+      /^[a-zA-Z0-9_.-]{1,15}$/,
+      "a network interface name of at most 15 characters",
+    ),
+    subnet: text("subnet", /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, "an IPv4 CIDR such as 10.62.0.0/16"),
+    dns: text(
+      "dns",
+      /^((\d{1,3}\.){3}\d{1,3})(,(\d{1,3}\.){3}\d{1,3})*$|^$/,
+      "comma-separated IPv4 addresses",
+    ),
   });
 }

@@ -2,6 +2,7 @@
 
 import {
   AlreadyExistsError,
+  BadGatewayError,
   ConflictError,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -21,6 +22,7 @@ export function statusFor(err: unknown): number {
   if (err instanceof AlreadyExistsError || err instanceof ConflictError) return 409;
   if (err instanceof FailedPreconditionError) return 412;
   if (err instanceof NotImplementedError) return 501;
+  if (err instanceof BadGatewayError) return 502;
   if (err instanceof UnavailableError) return 503;
   if (err instanceof TimeoutError) return 504;
   return 500;

@@ -1,9 +1,10 @@
 /**
- * The gateway's routes. This build answers health, system info and namespaces; the function
- * routes arrive with the provider (issue #4) and the rest of the gateway (issue #5).
+ * The gateway's routes: health, basic auth on `/system/*` and `/ui/`, and everything else handed
+ * to the provider (functions, secrets, namespaces, info, the function proxy). Async invocations,
+ * metrics and the UI arrive with issue #5.
  */
 
-import { NotFoundError, NotImplementedError } from "../errors.ts";
+import { NotImplementedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { unauthorized } from "./auth.ts";
 import { errorResponse } from "./errors.ts";
@@ -11,14 +12,10 @@ import { errorResponse } from "./errors.ts";
 /** What the routes need, passed in so tests can use small fakes. */
 export interface GatewayDeps {
   checkAuth: (authorization: string | null) => boolean;
-  info: { release: string; sha: string; arch: string };
-  /** Namespaces functions may be deployed to. */
-  listNamespaces: () => Promise<string[]>;
+  /** The provider's handler (functions, secrets, namespaces, info, `/function/` proxy). */
+  provider: (req: Request) => Promise<Response>;
   log: Logger;
 }
-
-/** The provider name clients see; not "faasd", which tells them "one replica, no scaling". */
-export const PROVIDER_NAME = "faasd-ts";
 
 /** Builds the fetch-style handler for the gateway port. */
 export function createGatewayHandler(deps: GatewayDeps): (req: Request) => Promise<Response> {
@@ -29,38 +26,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: Request) => Promi
       if (path.startsWith("/system/") || path === "/ui" || path.startsWith("/ui/")) {
         if (!deps.checkAuth(req.headers.get("authorization"))) return unauthorized();
       }
-      if (req.method === "GET" && path === "/system/info") return json(systemInfo(deps.info));
-      if (req.method === "GET" && path === "/system/namespaces") {
-        return json(await deps.listNamespaces());
+      if (path.startsWith("/async-function/") || path.startsWith("/ui") || path === "/metrics") {
+        throw new NotImplementedError(`${req.method} ${path} is not in this build yet (issue #5)`);
       }
-      if (
-        path.startsWith("/system/") || path.startsWith("/function/") ||
-        path.startsWith("/async-function/") || path.startsWith("/ui")
-      ) {
-        throw new NotImplementedError(
-          `${req.method} ${path} is not in this build yet (functions arrive with issues #4 and #5)`,
-        );
-      }
-      throw new NotFoundError(`no route for ${req.method} ${path}`);
+      return await deps.provider(req);
     } catch (err) {
       return errorResponse(err, deps.log);
     }
   };
-}
-
-/** The `/system/info` document of the OpenFaaS contract. */
-export function systemInfo(info: GatewayDeps["info"]) {
-  const version = { release: info.release, sha: info.sha };
-  return {
-    provider: { provider: PROVIDER_NAME, orchestration: "containerd", version },
-    version,
-    arch: info.arch,
-  };
-}
-
-function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
 }

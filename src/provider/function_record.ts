@@ -60,10 +60,10 @@ export interface StatusMeta {
   usage?: FunctionUsage;
 }
 
-// A name is a DNS-1123 label (≤ 63) without "--" (validate.ts); with "-", 8 and "-", 3 the ID is
-// at most 76 characters, containerd's limit, and matches its grammar.
+// A name is a DNS-1123 label without "--" (validate.ts), so the ID matches containerd's grammar,
+// and 63 + "-" + 8 + "-" + 3 base-36 digits is at most 76 characters, containerd's limit.
 const ID_RE = /^([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)-([0-9a-z]{1,8})-([0-9a-z]{1,3})$/;
-const CONTAINERD_ID_MAX = 76;
+const NAME_MAX = 63;
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 
 /** The container labels and spec annotations that store one replica of a deployment. */
@@ -159,7 +159,7 @@ export function containerId(name: string, generation: number, replica: number): 
   checkCounter(generation, MAX_GENERATION, "generation");
   checkCounter(replica, MAX_REPLICA, "replica");
   const id = `${name}-${generation.toString(36)}-${replica.toString(36)}`;
-  if (id.length > CONTAINERD_ID_MAX || !ID_RE.test(id) || name.includes("--")) {
+  if (name.length > NAME_MAX || !ID_RE.test(id) || name.includes("--")) {
     throw new InvalidArgumentError(`cannot make a container ID from function name "${name}"`);
   }
   return id;
@@ -170,7 +170,7 @@ export function parseContainerId(
   id: string,
 ): { name: string; generation: number; replica: number } | undefined {
   const m = ID_RE.exec(id);
-  if (!m || id.length > CONTAINERD_ID_MAX || m[1].length > 63 || m[1].includes("--")) {
+  if (!m || m[1].length > NAME_MAX || m[1].includes("--")) {
     return undefined;
   }
   const generation = parseInt(m[2], 36);

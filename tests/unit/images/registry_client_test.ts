@@ -25,7 +25,7 @@ interface Seen {
 function fakeRegistry(opts: { acceptToken?: (t: string) => boolean } = {}) {
   const seen: Seen[] = [];
   let issued = 0;
-  const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+  const fetcher = ((input: RequestInfo | URL, init?: RequestInit) => {
     const url = new URL(String(input));
     const headers = new Headers(init?.headers);
     seen.push({
@@ -36,21 +36,25 @@ function fakeRegistry(opts: { acceptToken?: (t: string) => boolean } = {}) {
     });
     if (url.host === "auth.example") {
       issued++;
-      return Response.json({ token: `tok-${issued}`, expires_in: 300 });
+      return Promise.resolve(Response.json({ token: `tok-${issued}`, expires_in: 300 }));
     }
-    if (url.host === "cdn.example") return new Response(blob);
+    if (url.host === "cdn.example") return Promise.resolve(new Response(blob));
     const auth = headers.get("authorization") ?? "";
     const token = auth.replace(/^Bearer /, "");
     if (!auth.startsWith("Bearer ") || !(opts.acceptToken?.(token) ?? true)) {
-      return new Response("", {
-        status: 401,
-        headers: {
-          "www-authenticate":
-            `Bearer realm="https://auth.example/token",service="reg.example",scope="repository:app:pull"`,
-        },
-      });
+      return Promise.resolve(
+        new Response("", {
+          status: 401,
+          headers: {
+            "www-authenticate":
+              `Bearer realm="https://auth.example/token",service="reg.example",scope="repository:app:pull"`,
+          },
+        }),
+      );
     }
-    return new Response(null, { status: 307, headers: { location: "https://cdn.example/blob" } });
+    return Promise.resolve(
+      new Response(null, { status: 307, headers: { location: "https://cdn.example/blob" } }),
+    );
   }) as typeof fetch;
   return { seen, fetcher };
 }

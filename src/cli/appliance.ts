@@ -1,0 +1,93 @@
+/**
+ * What `faasd up` and `faasd provider` share: connect to containerd, create the credentials,
+ * start the provider, serve HTTP until SIGINT or SIGTERM.
+ */
+
+import { machine } from "node:os";
+import process from "node:process";
+import { BUILD_INFO } from "../build_info.ts";
+import type { ResolvedConfig } from "../config/config.ts";
+import { Containerd } from "../containerd/client.ts";
+import { PermissionDeniedError } from "../errors.ts";
+import { basicAuthChecker, unauthorized } from "../gateway/auth.ts";
+import { createGatewayHandler } from "../gateway/router.ts";
+import { createImageService } from "../images/service.ts";
+import { credentialPaths, ensureCredentials } from "../install/credentials.ts";
+import { createLogger } from "../log.ts";
+import { serve } from "../platform/http.ts";
+import { startProvider } from "../provider/provider.ts";
+import type { Io } from "./command.ts";
+
+/** Runs the appliance in the foreground; resolves with the exit code after a signal. */
+export async function runAppliance(
+  config: Readonly<ResolvedConfig>,
+  io: Io,
+  mode: "up" | "provider",
+): Promise<number> {
+  if (process.getuid?.() !== 0) {
+    throw new PermissionDeniedError(
+      `faasd ${mode} must run as root: containerd's socket, runc and CNI networking need it`,
+    );
+  }
+  const log = createLogger({ level: config.logLevel }).child({ component: mode });
+  const containerd = await Containerd.connect({ socket: config.containerdSocket });
+  const stop = new AbortController();
+  const onSignal = (signal: string) => {
+    log.info("stopping", { signal });
+    stop.abort();
+  };
+  process.once("SIGINT", () => onSignal("SIGINT"));
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  try {
+    const creds = await ensureCredentials(config.dataDir);
+    const checkAuth = basicAuthChecker(creds);
+    const images = createImageService({ containerd, dataDir: config.dataDir, log });
+    const provider = await startProvider({
+      containerd,
+      images,
+      dataDir: config.dataDir,
+      bridge: config.bridge,
+      subnet: config.subnet,
+      dns: config.dns ? config.dns.split(",") : [],
+      info: { release: BUILD_INFO.version, sha: BUILD_INFO.sha, arch: machine() },
+      log,
+    });
+    try {
+      // The provider port speaks the faas-provider API with the same credentials.
+      const providerHandler = (req: Request) => {
+        const path = new URL(req.url).pathname;
+        if (path.startsWith("/system/") && !checkAuth(req.headers.get("authorization"))) {
+          return Promise.resolve(unauthorized());
+        }
+        return provider.handler(req);
+      };
+      const servers = [
+        await serve(providerHandler, { port: config.providerPort, signal: stop.signal }),
+      ];
+      if (mode === "up") {
+        const gateway = createGatewayHandler({ checkAuth, provider: provider.handler, log });
+        servers.unshift(await serve(gateway, { port: config.port, signal: stop.signal }));
+      }
+      const [main] = servers;
+      log.info(mode === "up" ? "gateway listening" : "provider listening", {
+        port: main.port,
+        providerPort: servers.at(-1)!.port,
+        containerd: containerd.serverVersion.version,
+        dataDir: config.dataDir,
+      });
+      io.err(
+        `\nfaasd-ts is up on port ${main.port}. Log in with:\n` +
+          `  cat ${
+            credentialPaths(config.dataDir).password
+          } | faas-cli login --username ${creds.user} ` +
+          `--password-stdin --gateway http://127.0.0.1:${main.port}\n\n`,
+      );
+      await Promise.all(servers.map((s) => s.finished));
+      return 0;
+    } finally {
+      provider.close();
+    }
+  } finally {
+    containerd.close();
+  }
+}

@@ -1,0 +1,797 @@
+/**
+ * The function manager: deploys functions as replicas on containerd, scales them (to zero by
+ * pausing one replica, back by resuming it), rolls updates out behind readiness checks, restarts
+ * crashed replicas, re-adopts everything after a restart, and keeps the in-memory routing table
+ * the proxy reads without a containerd round trip.
+ */
+
+import type { Containerd } from "../containerd/client.ts";
+import type { ContainerdEvent } from "../containerd/events.ts";
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  UnavailableError,
+} from "../errors.ts";
+import type { PullPolicy } from "../images/service.ts";
+import { parsePullPolicy, PULL_POLICY_LABEL } from "../images/service.ts";
+import type { Logger } from "../log.ts";
+import {
+  containerId,
+  decodeRecord,
+  encodeRecord,
+  FUNCTION_LABEL,
+  toFunctionStatus,
+} from "./function_record.ts";
+import { waitReady } from "./readiness.ts";
+import {
+  createReplicaContainer,
+  logFile,
+  type Network,
+  networkId,
+  removeReplicaContainer,
+  type ReplicaDeps,
+  type ReplicaRef,
+  startReplicaTask,
+  stopReplicaTask,
+} from "./replica.ts";
+import type { SecretStore } from "./secrets.ts";
+import { buildSpec, type ImageProcessConfig, specResources } from "./spec.ts";
+import type { FunctionDeployment, FunctionStatus } from "./types.ts";
+import { DEFAULT_NAMESPACE } from "./types.ts";
+import { validateDeployment } from "./validate.ts";
+
+/** Label on every replica with the function's desired replica count, so it survives restarts. */
+export const DESIRED_LABEL = "io.faasd-ts.desired";
+
+/** What the manager needs to reach an image: pull (by policy) and read its run config. */
+export interface ImageSource {
+  ensure(
+    ref: string,
+    opts: { namespace: string; policy: PullPolicy },
+  ): Promise<{ name: string; chainId: string; config: { digest: string } }>;
+}
+
+/** Dependencies of the manager. */
+export interface ManagerDeps {
+  containerd: Containerd;
+  images: ImageSource;
+  network: Network & { cachedIp(networkId: string): Promise<string | undefined> };
+  secrets: SecretStore;
+  /** Throws NotFoundError unless functions may use the namespace. */
+  checkNamespace(namespace: string): Promise<void>;
+  paths: { logDir: string; hostsFile: string; resolvFile: string };
+  log: Logger;
+  /** How long a new replica may take to accept connections (default 60 s). */
+  readyTimeoutMs?: number;
+}
+
+type ReplicaState = "starting" | "ready" | "paused" | "stopping" | "crashed";
+
+interface Replica {
+  index: number;
+  ref: ReplicaRef;
+  state: ReplicaState;
+  ip?: string;
+  pid?: number;
+  inflight: number;
+  restarts: number;
+  startedAt: number;
+  restartTimer?: ReturnType<typeof setTimeout>;
+}
+
+interface Fn {
+  name: string;
+  namespace: string;
+  deployment: FunctionDeployment;
+  generation: number;
+  createdAt: Date;
+  desired: number;
+  replicas: Replica[];
+  image?: { name: string; chainId: string; config: ImageProcessConfig };
+  rr: number;
+  invocations: number;
+  lock: Promise<unknown>;
+  waiters: Set<() => void>;
+  deleted: boolean;
+}
+
+/** A replica chosen for one request; call `release()` when the response is done. */
+export interface Route {
+  ip: string;
+  port: number;
+  release(): void;
+}
+
+const DEFAULT_MIN = 1;
+const DEFAULT_MAX = 20;
+const FUNCTION_PORT = 8080;
+
+/** The function manager. */
+export class FunctionManager {
+  readonly #deps: ManagerDeps;
+  readonly #log: Logger;
+  readonly #fns = new Map<string, Fn>();
+  readonly #stop = new AbortController();
+
+  constructor(deps: ManagerDeps) {
+    this.#deps = deps;
+    this.#log = deps.log.child({ component: "provider" });
+  }
+
+  /** Re-adopts the replicas containerd holds and starts following its events. */
+  async start(): Promise<void> {
+    await this.#adopt();
+    void this.#followEvents();
+  }
+
+  /** Stops following events and pending restarts; replicas keep running. */
+  close(): void {
+    this.#stop.abort();
+    for (const fn of this.#fns.values()) {
+      for (const r of fn.replicas) clearTimeout(r.restartTimer);
+    }
+  }
+
+  /** Whether any function is deployed in a namespace. */
+  hasFunctions(namespace: string): boolean {
+    return [...this.#fns.values()].some((f) => f.namespace === namespace && !f.deleted);
+  }
+
+  /** Lists a namespace's functions. */
+  list(namespace: string): Promise<FunctionStatus[]> {
+    const out = [...this.#fns.values()]
+      .filter((f) => f.namespace === namespace && !f.deleted)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((f) => this.#status(f));
+    return Promise.resolve(out);
+  }
+
+  /** One function's status, with usage from task metrics when asked. */
+  async get(name: string, namespace: string, opts: { usage: boolean }): Promise<FunctionStatus> {
+    const fn = this.#find(name, namespace);
+    const status = this.#status(fn);
+    if (opts.usage) {
+      const ids = fn.replicas.filter((r) => r.state !== "stopping").map((r) => r.ref.id);
+      const metrics = ids.length
+        ? await this.#deps.containerd.tasks.metrics(namespace, ids).catch(() => [])
+        : [];
+      status.usage = {
+        cpu: metrics.reduce((n, m) => n + m.cpuNanos, 0) / 1e9,
+        totalMemoryBytes: metrics.reduce((n, m) => n + m.memoryBytes, 0),
+      };
+    }
+    return status;
+  }
+
+  /** Deploys a new function (POST); AlreadyExistsError when it exists. */
+  async deploy(body: unknown): Promise<void> {
+    const dep = validateDeployment(body, { defaultNamespace: DEFAULT_NAMESPACE });
+    const namespace = dep.namespace ?? DEFAULT_NAMESPACE;
+    await this.#deps.checkNamespace(namespace);
+    const key = keyOf(dep.service, namespace);
+    if (this.#fns.has(key)) {
+      throw new AlreadyExistsError(
+        `function "${dep.service}" already exists in namespace "${namespace}"`,
+      );
+    }
+    const { min } = scaleBounds(dep);
+    const fn: Fn = {
+      name: dep.service,
+      namespace,
+      deployment: dep,
+      generation: 1,
+      createdAt: new Date(),
+      desired: min,
+      replicas: [],
+      rr: 0,
+      invocations: 0,
+      lock: Promise.resolve(),
+      waiters: new Set(),
+      deleted: false,
+    };
+    this.#fns.set(key, fn);
+    try {
+      await this.#locked(fn, async () => {
+        await this.#deps.secrets.requireAll(namespace, dep.secrets ?? []);
+        fn.image = await this.#image(dep, namespace);
+        const count = Math.max(min, 1);
+        const created = await Promise.all(
+          Array.from(
+            { length: count },
+            (_, i) => this.#createReplica(fn, i, fn.generation, dep, fn.image!),
+          ),
+        );
+        fn.replicas = created;
+        if (min === 0) await this.#idle(fn);
+      });
+      this.#log.info("deployed", { function: dep.service, namespace, replicas: min });
+    } catch (err) {
+      this.#fns.delete(key);
+      await Promise.all(fn.replicas.map((r) => this.#destroy(r, 0)));
+      throw err;
+    }
+  }
+
+  /** Rolls out a new version (PUT): new replicas ready first, then traffic, then old ones stop. */
+  async update(body: unknown): Promise<void> {
+    const dep = validateDeployment(body, { defaultNamespace: DEFAULT_NAMESPACE });
+    const namespace = dep.namespace ?? DEFAULT_NAMESPACE;
+    const fn = this.#find(dep.service, namespace);
+    let old: Replica[] = [];
+    await this.#locked(fn, async () => {
+      await this.#deps.secrets.requireAll(namespace, dep.secrets ?? []);
+      const image = await this.#image(dep, namespace);
+      const generation = fn.generation + 1;
+      const { max } = scaleBounds(dep);
+      const count = Math.min(Math.max(fn.desired, 1), max);
+      const fresh: Replica[] = [];
+      try {
+        for (let i = 0; i < count; i++) {
+          fresh.push(
+            await this.#createReplica(fn, i, generation, dep, image, { desired: fn.desired }),
+          );
+        }
+        await Promise.all(fresh.map((r) => this.#whenReady(fn, r)));
+      } catch (err) {
+        await Promise.all(fresh.map((r) => this.#destroy(r, 0)));
+        throw new FailedPreconditionError(
+          `update of "${dep.service}" stopped, the running version stays: ${
+            (err as Error).message
+          }`,
+          { cause: err },
+        );
+      }
+      old = fn.replicas;
+      for (const r of old) r.state = "stopping";
+      Object.assign(fn, { deployment: dep, generation, image, replicas: fresh });
+      if (fn.desired === 0) await this.#idle(fn);
+      this.#notify(fn);
+    });
+    this.#log.info("updated", { function: dep.service, namespace, generation: fn.generation });
+    // Let requests already on old replicas finish before they are asked to stop.
+    void Promise.all(old.map(async (r) => {
+      await drain(r, 30_000);
+      await this.#destroy(r, graceMs(fn.deployment));
+    }));
+  }
+
+  /** Sets the replica count; 0 pauses one replica as the idle copy and removes the rest. */
+  async scale(name: string, namespace: string, replicas: number): Promise<void> {
+    const fn = this.#find(name, namespace);
+    const { max } = scaleBounds(fn.deployment);
+    if (replicas > max) {
+      throw new InvalidArgumentError(
+        `cannot scale "${name}" to ${replicas}: its maximum is ${max} (label com.openfaas.scale.max)`,
+      );
+    }
+    await this.#locked(fn, () => this.#scaleLocked(fn, replicas));
+  }
+
+  /** Deletes a function: SIGTERM, grace period, SIGKILL, then everything it had. */
+  async remove(name: string, namespace: string): Promise<void> {
+    const fn = this.#find(name, namespace);
+    await this.#locked(fn, async () => {
+      fn.deleted = true;
+      this.#fns.delete(keyOf(name, namespace));
+      const grace = graceMs(fn.deployment);
+      await Promise.all(fn.replicas.map((r) => this.#destroy(r, grace)));
+      fn.replicas = [];
+      this.#notify(fn);
+    });
+    this.#log.info("deleted", { function: name, namespace });
+  }
+
+  /**
+   * Picks a ready replica for a request, round robin. A function scaled to zero is resumed
+   * first; a request waits (up to `timeoutMs`) until a replica is ready.
+   */
+  async route(
+    name: string,
+    namespace: string,
+    opts: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<Route> {
+    const fn = this.#find(name, namespace);
+    fn.invocations++;
+    const deadline = Date.now() + opts.timeoutMs;
+    for (;;) {
+      const ready = fn.replicas.filter((r) => r.state === "ready" && r.ip);
+      if (ready.length > 0) {
+        const r = ready[fn.rr++ % ready.length];
+        r.inflight++;
+        let released = false;
+        return {
+          ip: r.ip!,
+          port: FUNCTION_PORT,
+          release: () => {
+            if (!released) r.inflight--;
+            released = true;
+          },
+        };
+      }
+      if (fn.deleted) {
+        throw new NotFoundError(`function "${name}" not found in namespace "${namespace}"`);
+      }
+      if (fn.desired === 0) {
+        await this.#locked(
+          fn,
+          () => fn.desired === 0 ? this.#scaleLocked(fn, 1) : Promise.resolve(),
+        );
+        continue;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || opts.signal?.aborted) {
+        throw new UnavailableError(
+          `function "${name}" has no ready replica (waited ${opts.timeoutMs / 1000}s)`,
+        );
+      }
+      await this.#changed(fn, left, opts.signal);
+    }
+  }
+
+  /** Invocations routed per function (`name.namespace`), for metrics. */
+  invocationCounts(): Map<string, number> {
+    return new Map([...this.#fns.values()].map((f) => [`${f.name}.${f.namespace}`, f.invocations]));
+  }
+
+  // ---- internals ----
+
+  #find(name: string, namespace: string): Fn {
+    const fn = this.#fns.get(keyOf(name, namespace));
+    if (!fn || fn.deleted) {
+      throw new NotFoundError(`function "${name}" not found in namespace "${namespace}"`);
+    }
+    return fn;
+  }
+
+  #status(fn: Fn): FunctionStatus {
+    return toFunctionStatus(fn.deployment, {
+      createdAt: fn.createdAt,
+      replicas: fn.desired,
+      availableReplicas: fn.replicas.filter((r) => r.state === "ready").length,
+      invocationCount: fn.invocations,
+    });
+  }
+
+  async #locked<T>(fn: Fn, work: () => Promise<T>): Promise<T> {
+    const run = fn.lock.then(work, work);
+    fn.lock = run.catch(() => {});
+    return await run;
+  }
+
+  async #image(dep: FunctionDeployment, namespace: string) {
+    const policy = parsePullPolicy(dep.labels?.[PULL_POLICY_LABEL]);
+    let img;
+    try {
+      img = await this.#deps.images.ensure(dep.image, { namespace, policy });
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot use image "${dep.image}": ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const bytes = await this.#deps.containerd.content.readAll(namespace, img.config.digest);
+    const doc = JSON.parse(new TextDecoder().decode(bytes)) as { config?: ImageProcessConfig };
+    return { name: img.name, chainId: img.chainId, config: doc.config ?? {} };
+  }
+
+  async #createReplica(
+    fn: Fn,
+    index: number,
+    generation: number,
+    dep: FunctionDeployment,
+    image: NonNullable<Fn["image"]>,
+    opts: { desired?: number } = {},
+  ): Promise<Replica> {
+    const id = containerId(fn.name, generation, index);
+    const ref: ReplicaRef = {
+      namespace: fn.namespace,
+      id,
+      networkId: networkId(fn.namespace, id),
+      logFile: logFile(this.#deps.paths.logDir, fn.namespace, fn.name, id),
+    };
+    const record = encodeRecord(dep, { generation, createdAt: fn.createdAt, replica: index });
+    const spec = buildSpec({
+      id,
+      namespace: fn.namespace,
+      deployment: dep,
+      imageConfig: image.config,
+      // No path: runc creates the replica's network namespace and CNI wires it before start.
+      netnsPath: "",
+      ...specResources(dep),
+      hostsPath: this.#deps.paths.hostsFile,
+      resolvPath: this.#deps.paths.resolvFile,
+      secretsDir: this.#deps.secrets.dir(fn.namespace),
+      annotations: record.annotations,
+    });
+    await createReplicaContainer(this.#replicaDeps(), ref, {
+      image: image.name,
+      parentSnapshot: image.chainId,
+      spec,
+      labels: { ...record.labels, [DESIRED_LABEL]: String(opts.desired ?? fn.desired) },
+    });
+    const replica: Replica = {
+      index,
+      ref,
+      state: "starting",
+      inflight: 0,
+      restarts: 0,
+      startedAt: Date.now(),
+    };
+    try {
+      await this.#startTask(fn, replica);
+    } catch (err) {
+      await removeReplicaContainer(this.#replicaDeps(), ref).catch(() => {});
+      throw err;
+    }
+    return replica;
+  }
+
+  async #startTask(fn: Fn, r: Replica): Promise<void> {
+    r.state = "starting";
+    r.startedAt = Date.now();
+    const started = await startReplicaTask(this.#replicaDeps(), r.ref);
+    r.ip = started.ip;
+    r.pid = started.pid;
+    this.#probe(fn, r);
+  }
+
+  // Marks the replica ready once it accepts connections; a replica that never does is
+  // restarted like a crashed one.
+  #probe(fn: Fn, r: Replica): void {
+    const path = fn.deployment.labels?.["com.openfaas.ready.http.path"];
+    waitReady({ ip: r.ip!, port: FUNCTION_PORT, httpPath: path }, {
+      timeoutMs: this.#deps.readyTimeoutMs ?? 60_000,
+      signal: this.#stop.signal,
+    }).then(() => {
+      if (r.state !== "starting") return;
+      r.state = "ready";
+      this.#notify(fn);
+    }, (err) => {
+      if (r.state !== "starting" || this.#stop.signal.aborted) return;
+      this.#log.warn("replica not ready", { replica: r.ref.id, err: String(err) });
+      this.#crashed(fn, r);
+    });
+  }
+
+  async #whenReady(fn: Fn, r: Replica): Promise<void> {
+    const deadline = Date.now() + (this.#deps.readyTimeoutMs ?? 60_000) + 1000;
+    while (r.state !== "ready") {
+      if (r.state === "crashed" || r.state === "stopping") {
+        throw new FailedPreconditionError(`replica "${r.ref.id}" exited before it was ready`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new FailedPreconditionError(`replica "${r.ref.id}" was not ready in time`);
+      }
+      await this.#changed(fn, left);
+    }
+  }
+
+  async #scaleLocked(fn: Fn, n: number): Promise<void> {
+    fn.desired = n;
+    if (n === 0) {
+      await this.#idle(fn);
+    } else {
+      const live = () => fn.replicas.filter((r) => r.state !== "stopping");
+      for (const r of live().filter((r) => r.state === "paused")) {
+        await this.#deps.containerd.tasks.resume(fn.namespace, r.ref.id);
+        r.state = "ready";
+      }
+      const used = new Set(fn.replicas.map((r) => r.index));
+      const indices: number[] = [];
+      for (let i = 0; indices.length < n - live().length; i++) if (!used.has(i)) indices.push(i);
+      const image = fn.image ?? await this.#image(fn.deployment, fn.namespace);
+      const created = await Promise.all(
+        indices.map((i) => this.#createReplica(fn, i, fn.generation, fn.deployment, image)),
+      );
+      fn.replicas.push(...created);
+      const extra = live().sort((a, b) => b.index - a.index).slice(
+        0,
+        Math.max(0, live().length - n),
+      );
+      await this.#retire(fn, extra);
+    }
+    this.#notify(fn);
+    await this.#persistDesired(fn);
+  }
+
+  // Scale to zero: keep one replica paused (resuming takes milliseconds), remove the others.
+  async #idle(fn: Fn): Promise<void> {
+    const live = fn.replicas.filter((r) => r.state !== "stopping");
+    const keep = live.find((r) => r.state === "paused") ?? live.find((r) => r.state === "ready") ??
+      live[0];
+    await this.#retire(fn, live.filter((r) => r !== keep));
+    if (keep && keep.state !== "paused") {
+      if (keep.state === "starting") await this.#whenReady(fn, keep).catch(() => {});
+      await drain(keep, 30_000);
+      await this.#deps.containerd.tasks.pause(fn.namespace, keep.ref.id);
+      keep.state = "paused";
+    }
+  }
+
+  async #retire(fn: Fn, replicas: Replica[]): Promise<void> {
+    if (replicas.length === 0) return;
+    for (const r of replicas) r.state = "stopping";
+    fn.replicas = fn.replicas.filter((r) => !replicas.includes(r));
+    await Promise.all(replicas.map(async (r) => {
+      await drain(r, 30_000);
+      await this.#destroy(r, graceMs(fn.deployment));
+    }));
+  }
+
+  async #destroy(r: Replica, graceMs: number): Promise<void> {
+    r.state = "stopping";
+    clearTimeout(r.restartTimer);
+    try {
+      await stopReplicaTask(this.#replicaDeps(), r.ref, graceMs);
+      await removeReplicaContainer(this.#replicaDeps(), r.ref);
+    } catch (err) {
+      this.#log.error("cannot remove replica", { replica: r.ref.id, err });
+    }
+  }
+
+  async #persistDesired(fn: Fn): Promise<void> {
+    await Promise.all(
+      fn.replicas.map((r) =>
+        this.#deps.containerd.containers.setLabels(fn.namespace, r.ref.id, {
+          [DESIRED_LABEL]: String(fn.desired),
+        }).catch(() => {})
+      ),
+    );
+  }
+
+  #crashed(fn: Fn, r: Replica): void {
+    if (r.state === "stopping" || fn.deleted) return;
+    r.state = "crashed";
+    this.#notify(fn);
+    // Back off 100 ms, 200 ms, … up to 10 s; a replica that ran a minute starts over.
+    if (Date.now() - r.startedAt > 60_000) r.restarts = 0;
+    const delay = Math.min(10_000, 100 * 2 ** r.restarts);
+    r.restarts++;
+    this.#log.warn("replica exited, restarting", { replica: r.ref.id, inMs: delay });
+    clearTimeout(r.restartTimer);
+    r.restartTimer = setTimeout(() => {
+      void this.#locked(fn, async () => {
+        if (r.state !== "crashed" || fn.deleted || !fn.replicas.includes(r)) return;
+        try {
+          await stopReplicaTask(this.#replicaDeps(), r.ref, 0);
+          await this.#startTask(fn, r);
+          if (fn.desired === 0) await this.#idle(fn);
+        } catch (err) {
+          this.#log.error("restart failed", { replica: r.ref.id, err });
+          this.#crashed(fn, r);
+        }
+      });
+    }, delay);
+  }
+
+  async #followEvents(): Promise<void> {
+    const signal = this.#stop.signal;
+    let first = true;
+    while (!signal.aborted) {
+      try {
+        if (!first) await this.#resync();
+        first = false;
+        for await (
+          const e of this.#deps.containerd.events.subscribe(['topic=="/tasks/exit"'], signal)
+        ) {
+          this.#onExit(e);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#log.warn("containerd event stream broke, reconnecting", { err: String(err) });
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  #onExit(e: ContainerdEvent): void {
+    const id = String(e.payload.container_id ?? "");
+    for (const fn of this.#fns.values()) {
+      if (fn.namespace !== e.namespace) continue;
+      const r = fn.replicas.find((x) => x.ref.id === id);
+      // Only the main process counts, and only the task we started.
+      if (!r || e.payload.id !== id || (r.pid && Number(e.payload.pid) !== r.pid)) continue;
+      if (r.state === "starting" || r.state === "ready" || r.state === "paused") {
+        this.#crashed(fn, r);
+      }
+    }
+  }
+
+  // After the event stream broke (containerd restarted), check every replica's task.
+  async #resync(): Promise<void> {
+    for (const fn of this.#fns.values()) {
+      for (const r of fn.replicas) {
+        if (r.state === "stopping" || r.state === "crashed") continue;
+        const task = await this.#deps.containerd.tasks.get(fn.namespace, r.ref.id).catch(() =>
+          undefined
+        );
+        if (!task || task.status === "STOPPED" || task.pid !== r.pid) this.#crashed(fn, r);
+      }
+    }
+  }
+
+  // Rebuilds the table from containerd after the appliance starts: the newest generation of
+  // each function wins (older ones are leftovers of an interrupted update), running tasks are
+  // kept, everything else is restarted.
+  async #adopt(): Promise<void> {
+    const c = this.#deps.containerd;
+    const namespaces = (await c.namespaces.list()).map((n) => n.name);
+    for (const namespace of namespaces) {
+      const containers = await c.containers.list(namespace, [`labels."${FUNCTION_LABEL}"`]);
+      const byName = new Map<
+        string,
+        Array<{ id: string; labels: Record<string, string>; rec: ReturnType<typeof decodeRecord> }>
+      >();
+      for (const ctr of containers) {
+        let rec;
+        try {
+          rec = decodeRecord(
+            ctr.labels,
+            ctr.spec.annotations as Record<string, string> | undefined,
+          );
+        } catch (err) {
+          this.#log.warn("skipping container with a damaged record", {
+            container: ctr.id,
+            err: String(err),
+          });
+          continue;
+        }
+        const list = byName.get(rec.deployment.service) ?? [];
+        list.push({ id: ctr.id, labels: ctr.labels, rec });
+        byName.set(rec.deployment.service, list);
+      }
+      for (const [name, list] of byName) {
+        const generation = Math.max(...list.map((x) => x.rec.generation));
+        const current = list.filter((x) => x.rec.generation === generation);
+        const newest = current[0];
+        const fn: Fn = {
+          name,
+          namespace,
+          deployment: newest.rec.deployment,
+          generation,
+          createdAt: newest.rec.createdAt,
+          desired: Number(newest.labels[DESIRED_LABEL] ?? current.length),
+          replicas: [],
+          rr: 0,
+          invocations: 0,
+          lock: Promise.resolve(),
+          waiters: new Set(),
+          deleted: false,
+        };
+        this.#fns.set(keyOf(name, namespace), fn);
+        for (const stale of list.filter((x) => x.rec.generation !== generation)) {
+          void this.#destroy(this.#replicaOf(fn, stale.id, stale.rec.replica), 0);
+        }
+        for (const x of current) {
+          const r = this.#replicaOf(fn, x.id, x.rec.replica);
+          fn.replicas.push(r);
+          await this.#adoptReplica(fn, r);
+        }
+        this.#log.info("adopted", { function: name, namespace, replicas: fn.replicas.length });
+      }
+    }
+  }
+
+  #replicaOf(fn: Fn, id: string, index: number): Replica {
+    return {
+      index,
+      ref: {
+        namespace: fn.namespace,
+        id,
+        networkId: networkId(fn.namespace, id),
+        logFile: logFile(this.#deps.paths.logDir, fn.namespace, fn.name, id),
+      },
+      state: "starting",
+      inflight: 0,
+      restarts: 0,
+      startedAt: Date.now(),
+    };
+  }
+
+  async #adoptReplica(fn: Fn, r: Replica): Promise<void> {
+    const task = await this.#deps.containerd.tasks.get(fn.namespace, r.ref.id).catch(() =>
+      undefined
+    );
+    const ip = await this.#deps.network.cachedIp(r.ref.networkId);
+    if (task && ip && (task.status === "RUNNING" || task.status === "PAUSED")) {
+      r.ip = ip;
+      r.pid = task.pid;
+      if (task.status === "PAUSED") {
+        r.state = "paused";
+      } else {
+        this.#probe(fn, r);
+      }
+      return;
+    }
+    try {
+      await stopReplicaTask(this.#replicaDeps(), r.ref, 0);
+      await this.#startTask(fn, r);
+    } catch (err) {
+      this.#log.error("cannot restart adopted replica", { replica: r.ref.id, err });
+      this.#crashed(fn, r);
+    }
+  }
+
+  #notify(fn: Fn): void {
+    for (const w of fn.waiters) w();
+    fn.waiters.clear();
+  }
+
+  #changed(fn: Fn, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        fn.waiters.delete(done);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      fn.waiters.add(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  #replicaDeps(): ReplicaDeps {
+    const c = this.#deps.containerd;
+    return {
+      containers: c.containers,
+      snapshots: c.snapshots,
+      tasks: c.tasks,
+      leases: c.leases,
+      network: this.#deps.network,
+      log: this.#log,
+    };
+  }
+}
+
+function keyOf(name: string, namespace: string): string {
+  return `${namespace}/${name}`;
+}
+
+/** Replica bounds from the com.openfaas.scale labels. */
+export function scaleBounds(dep: FunctionDeployment): { min: number; max: number } {
+  const read = (key: string, fallback: number) => {
+    const v = dep.labels?.[key];
+    if (v === undefined || v === "") return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new InvalidArgumentError(`label ${key} must be a whole number ≥ 0, got "${v}"`);
+    }
+    return n;
+  };
+  const min = read("com.openfaas.scale.min", DEFAULT_MIN);
+  const max = read("com.openfaas.scale.max", DEFAULT_MAX);
+  if (max < Math.max(min, 1)) {
+    throw new InvalidArgumentError(
+      `com.openfaas.scale.max (${max}) is below com.openfaas.scale.min (${min})`,
+    );
+  }
+  return { min, max };
+}
+
+/** The grace period before SIGKILL: the `grace_period` env var (Go duration), default 30 s, at most 120 s. */
+export function graceMs(dep: FunctionDeployment): number {
+  const v = dep.envVars?.grace_period;
+  const ms = v ? parseDuration(v) : 30_000;
+  return Math.min(ms ?? 30_000, 120_000);
+}
+
+/** Parses a Go-style duration (`30s`, `1m30s`, `500ms`); undefined when it is not one. */
+export function parseDuration(s: string): number | undefined {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let m: RegExpExecArray | null;
+  let matched = 0;
+  while ((m = re.exec(s))) {
+    total += Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms"];
+    matched = re.lastIndex;
+  }
+  return matched === s.length && s.length > 0 ? total : undefined;
+}
+
+async function drain(r: Replica, maxMs: number): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  while (r.inflight > 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+}

@@ -1,0 +1,151 @@
+/**
+ * Composition of the provider: data-dir layout, the CNI network, the hosts and resolv.conf files
+ * replicas mount, the secret store, namespaces, the function manager and its HTTP routes.
+ */
+
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { gatewayIp, renderConflist } from "../cni/conflist.ts";
+import { readCache } from "../cni/cache.ts";
+import { createExec } from "../cni/exec.ts";
+import { enableIpForward } from "../cni/host.ts";
+import { Cni } from "../cni/plugins.ts";
+import type { Containerd } from "../containerd/client.ts";
+import type { ImageService } from "../images/service.ts";
+import type { Logger } from "../log.ts";
+import { FunctionManager } from "./manager.ts";
+import { FunctionNamespaces } from "./namespaces.ts";
+import { createProxy } from "./proxy.ts";
+import { createProviderHandler } from "./routes.ts";
+import { SecretStore } from "./secrets.ts";
+import { DEFAULT_NAMESPACE } from "./types.ts";
+
+/** What the provider is built from. */
+export interface ProviderOptions {
+  containerd: Containerd;
+  images: ImageService;
+  dataDir: string;
+  bridge: string;
+  subnet: string;
+  /** DNS servers for functions; the host's resolvers when empty. */
+  dns: string[];
+  info: { release: string; sha: string; arch: string };
+  log: Logger;
+  /** How long a request waits for a replica (scale from zero included). */
+  readyTimeoutMs?: number;
+  upstreamTimeoutMs?: number;
+}
+
+/** The network name; host-local keeps its leases under `<ipam dir>/<name>`. */
+export const NETWORK_NAME = "faasd-ts";
+
+/** Where the provider keeps its files under the data dir. */
+export function providerPaths(dataDir: string) {
+  const root = join(dataDir, "provider");
+  return {
+    root,
+    secrets: join(root, "secrets"),
+    logDir: join(dataDir, "logs"),
+    ipamDir: join(root, "cni", "ipam"),
+    cniCache: join(root, "cni", "results"),
+    hostsFile: join(root, "hosts"),
+    resolvFile: join(root, "resolv.conf"),
+  };
+}
+
+/** Builds and starts the provider; `close()` stops background work (replicas keep running). */
+export async function startProvider(opts: ProviderOptions) {
+  const log = opts.log.child({ component: "provider" });
+  const paths = providerPaths(opts.dataDir);
+  for (const dir of [paths.root, paths.logDir, paths.ipamDir, paths.cniCache]) {
+    await mkdir(dir, { recursive: true });
+  }
+  await mkdir(paths.secrets, { recursive: true, mode: 0o700 });
+  const exec = createExec();
+  await enableIpForward({ exec });
+  const conflist = renderConflist({
+    name: NETWORK_NAME,
+    bridge: opts.bridge,
+    subnet: opts.subnet,
+    ipamDir: paths.ipamDir,
+  });
+  const cni = new Cni({ conflist, cacheDir: paths.cniCache, exec, log });
+  await writeFile(paths.hostsFile, hostsFile(gatewayIp(opts.subnet)));
+  await writeFile(paths.resolvFile, await resolvConf(opts.dns, log));
+
+  await opts.containerd.namespaces.ensure(DEFAULT_NAMESPACE, { openfaas: "1" });
+  const secrets = new SecretStore(paths.secrets);
+  const namespaces: FunctionNamespaces = new FunctionNamespaces({
+    namespaces: opts.containerd.namespaces,
+    images: opts.containerd.images,
+    // Called only after start-up, when `manager` below exists.
+    hasFunctions: (ns) => manager.hasFunctions(ns),
+  });
+  const manager: FunctionManager = new FunctionManager({
+    containerd: opts.containerd,
+    images: opts.images,
+    network: {
+      add: (id, netns) => cni.add(id, netns),
+      del: (id, netns) => cni.del(id, netns),
+      cachedIp: async (id) => {
+        const entry = await readCache(paths.cniCache, id);
+        const address = entry?.result.ips?.[0]?.address;
+        return address?.split("/")[0];
+      },
+    },
+    secrets,
+    checkNamespace: (ns) => namespaces.check(ns),
+    paths,
+    log,
+    readyTimeoutMs: opts.readyTimeoutMs,
+  });
+  await manager.start();
+  const fns = manager;
+  const proxy = createProxy(fns, {
+    readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
+    upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 65_000,
+  });
+  const handler = createProviderHandler({
+    functions: {
+      list: (ns) => fns.list(ns),
+      get: (name, ns, o) => fns.get(name, ns, o),
+      deploy: (b) => fns.deploy(b),
+      update: (b) => fns.update(b),
+      remove: (name, ns) => fns.remove(name, ns),
+      scale: (name, ns, n) => fns.scale(name, ns, n),
+      checkNamespace: (ns) => namespaces.check(ns),
+    },
+    namespaces,
+    secrets,
+    proxy: (req, name, ns, path) => proxy(req, name, ns, path),
+    info: opts.info,
+    log,
+  });
+  return { handler, manager: fns, close: () => fns.close() };
+}
+
+/** The /etc/hosts replicas get: localhost, and the gateway under a stable name. */
+export function hostsFile(gateway: string): string {
+  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${gateway}\tfaasd-gateway gateway\n`;
+}
+
+/**
+ * The resolv.conf replicas get: the given servers, else the host's — except loopback resolvers
+ * (systemd-resolved's 127.0.0.53), which a replica cannot reach; then systemd-resolved's upstream
+ * list is used if present.
+ */
+export async function resolvConf(dns: string[], log: Logger): Promise<string> {
+  if (dns.length > 0) return dns.map((s) => `nameserver ${s}\n`).join("");
+  for (const file of ["/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"]) {
+    const text = await readFile(file, "utf8").catch(() => "");
+    const servers = [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1])
+      .filter((ip) => !ip.startsWith("127.") && ip !== "::1");
+    if (servers.length > 0) {
+      const search = text.match(/^\s*search\s+.*$/m)?.[0];
+      return servers.map((s) => `nameserver ${s}\n`).join("") +
+        (search ? `${search.trim()}\n` : "");
+    }
+  }
+  log.warn("no usable DNS server on this host; functions will not resolve names (use --dns)");
+  return "";
+}
