@@ -6,12 +6,16 @@
 
 import { Buffer } from "node:buffer";
 import { spawn } from "node:child_process";
+import { constants as osConstants } from "node:os";
 import { CancelledError, NotFoundError, PermissionDeniedError, TimeoutError } from "../errors.ts";
 import { CommandError } from "./errors.ts";
 
 /** What a finished child process left behind. */
 export interface ExecResult {
+  /** The exit code; 128 + the signal number when a signal ended the child. */
   code: number;
+  /** The signal that ended the child, e.g. `SIGSEGV`. */
+  signal?: string;
   stdout: string;
   stderr: string;
 }
@@ -80,7 +84,8 @@ export function createExec(): Exec {
       });
       child.on("close", (code, sig) => {
         settle(undefined, {
-          code: code ?? (sig ? 128 : 1),
+          code: code ?? 128 + (sig ? osConstants.signals[sig] ?? 0 : 0),
+          ...(sig ? { signal: sig } : {}),
           stdout: Buffer.concat(out).toString("utf8"),
           stderr: Buffer.concat(err).toString("utf8"),
         });
@@ -90,7 +95,8 @@ export function createExec(): Exec {
 
 /** The CommandError for a finished command that failed: `action`, then its stderr (or stdout, or exit code). */
 export function commandFailed(action: string, r: ExecResult): CommandError {
-  const detail = r.stderr.trim() || r.stdout.trim() || `exit code ${r.code}`;
+  const detail = r.stderr.trim() || r.stdout.trim() ||
+    (r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`);
   return new CommandError(`${action}: ${detail}`, { exitCode: r.code, stderr: r.stderr });
 }
 

@@ -33,3 +33,14 @@ Deno.test("run() turns a non-zero exit into a CommandError carrying stderr", asy
     },
   );
 });
+
+Deno.test("a child ended by a signal reports it, and run() names it", async () => {
+  const exec = createExec();
+  const r = await exec("/bin/sh", ["-c", "kill -SEGV $$"]);
+  assert.equal(r.code, 139);
+  assert.equal(r.signal, "SIGSEGV");
+  await assert.rejects(
+    run(exec, "Cannot crash", "/bin/sh", ["-c", "kill -SEGV $$"]),
+    /Cannot crash: killed by SIGSEGV/,
+  );
+});
