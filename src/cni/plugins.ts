@@ -20,6 +20,13 @@ import {
 import { CNI_VERSION, type Conflist, type PluginConf } from "./conflist.ts";
 import { CniError, fromCniFailure, parseCniError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
+import {
+  type Attachment,
+  attachmentOf,
+  type CniCommand,
+  pluginEnv,
+  pluginStdin,
+} from "./protocol.ts";
 
 /** Where Debian's containernetworking-plugins live, then the upstream default. */
 export const DEFAULT_PLUGIN_DIRS: readonly string[] = Object.freeze([
@@ -29,9 +36,6 @@ export const DEFAULT_PLUGIN_DIRS: readonly string[] = Object.freeze([
 
 /** The PATH plugins run with; bridge and firewall exec `iptables` from it. */
 export const DEFAULT_PLUGIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/** A CNI operation. */
-export type CniCommand = "ADD" | "DEL" | "CHECK";
 
 /** Dependencies and settings of {@link Cni}. */
 export interface CniOptions {
@@ -50,84 +54,11 @@ export interface CniOptions {
   timeoutMs?: number;
 }
 
-/** A replica's place on the network, from the final ADD result. */
-export interface Attachment {
-  /** The replica's address without prefix length, e.g. `10.62.0.2`. */
-  ip: string;
-  /** The same address in CIDR form, e.g. `10.62.0.2/16`. */
-  address: string;
-  gateway: string;
-  raw: CniResult;
-}
-
 /** Per-call options of {@link Cni.add}. */
 export interface AddOptions {
   /** Runtime values (e.g. `portMappings`); each plugin gets those its `capabilities` declare. */
   runtimeConfig?: Record<string, unknown>;
   signal?: AbortSignal;
-}
-
-/** The environment of one plugin invocation (SPEC §2 "Parameters"). */
-export interface PluginEnvOptions {
-  command: CniCommand;
-  containerId: string;
-  netns: string;
-  ifName: string;
-  pluginDirs: readonly string[];
-  path: string;
-}
-
-/** Builds the environment a plugin runs with; nothing is inherited from ours. */
-export function pluginEnv(o: PluginEnvOptions): Record<string, string> {
-  return {
-    CNI_COMMAND: o.command,
-    CNI_CONTAINERID: o.containerId,
-    CNI_NETNS: o.netns,
-    CNI_IFNAME: o.ifName,
-    // Plugins exec their IPAM plugin (host-local) from CNI_PATH; even loopback insists on it.
-    CNI_PATH: o.pluginDirs.join(":"),
-    PATH: o.path,
-  };
-}
-
-/**
- * Derives the object a plugin reads on stdin (SPEC §3 "Deriving execution configuration"): the
- * list's `cniVersion` and `name`, `capabilities` replaced by the `runtimeConfig` entries the plugin
- * declared, and `prevResult` when there is one.
- */
-export function pluginStdin(
-  conflist: Conflist,
-  plugin: PluginConf,
-  opts: { prevResult?: CniResult; runtimeConfig?: Record<string, unknown> } = {},
-): Record<string, unknown> {
-  const { capabilities, ...rest } = plugin;
-  const out: Record<string, unknown> = {
-    ...rest,
-    cniVersion: conflist.cniVersion,
-    name: conflist.name,
-  };
-  const runtimeConfig: Record<string, unknown> = {};
-  for (const [cap, on] of Object.entries(capabilities ?? {})) {
-    if (on && opts.runtimeConfig && Object.hasOwn(opts.runtimeConfig, cap)) {
-      runtimeConfig[cap] = opts.runtimeConfig[cap];
-    }
-  }
-  if (Object.keys(runtimeConfig).length > 0) out.runtimeConfig = runtimeConfig;
-  if (opts.prevResult !== undefined) out.prevResult = opts.prevResult;
-  return out;
-}
-
-/** Picks the replica's address and gateway out of a final ADD result. */
-export function attachmentOf(result: CniResult, ifName: string): Omit<Attachment, "raw"> {
-  const ips = (result.ips ?? []).filter((ip) => !ip.address.includes(":"));
-  const ours = ips.find((ip) => {
-    const iface = ip.interface === undefined ? undefined : result.interfaces?.[ip.interface];
-    return iface?.name === ifName && iface.sandbox !== undefined;
-  }) ?? ips[0];
-  if (!ours?.gateway) {
-    throw new CniError(`CNI result has no IPv4 address with a gateway: ${JSON.stringify(result)}`);
-  }
-  return { ip: ours.address.split("/")[0], address: ours.address, gateway: ours.gateway };
 }
 
 const LOOPBACK: Conflist = Object.freeze({
@@ -205,7 +136,8 @@ export class Cni {
       return attachment;
     } catch (err) {
       // SPEC §3: a runtime that gets an ADD error should DEL before giving up, so nothing leaks.
-      const failures = await this.#delAll(conflist, prevResult, env);
+      // The rollback ignores the caller's signal: a cancelled ADD must still be undone.
+      const failures = await this.#delAll(conflist, prevResult, { ...env, signal: undefined });
       for (const f of failures) {
         this.#log.warn("rollback of a failed CNI ADD failed", { containerId, err: f });
       }
@@ -235,6 +167,7 @@ export class Cni {
     };
     // loopback has no DEL work outside the netns, which goes away with the replica.
     const failures = await this.#delAll(conflist, cached?.result, env);
+    for (const f of failures.slice(1)) this.#log.warn("CNI DEL failed", { containerId, err: f });
     if (failures.length > 0) throw failures[0];
     await removeCache(this.#cacheDir, containerId);
     this.#log.debug("detached", { containerId });

@@ -330,6 +330,11 @@ export class FunctionManager {
     }
   }
 
+  /** CNI container IDs of every replica the manager holds (their networking must stay). */
+  liveNetworkIds(): Set<string> {
+    return new Set([...this.#fns.values()].flatMap((f) => f.replicas.map((r) => r.ref.networkId)));
+  }
+
   /** Invocations routed per function (`name.namespace`), for metrics. */
   invocationCounts(): Map<string, number> {
     return new Map([...this.#fns.values()].map((f) => [`${f.name}.${f.namespace}`, f.invocations]));

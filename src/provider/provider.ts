@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { gatewayIp, renderConflist } from "../cni/conflist.ts";
 import { readCache } from "../cni/cache.ts";
 import { createExec } from "../cni/exec.ts";
+import { collectNetworkGarbage } from "../cni/gc.ts";
 import { enableIpForward } from "../cni/host.ts";
+import { removeMasquerade } from "../cni/masquerade.ts";
 import { Cni } from "../cni/plugins.ts";
 import type { Containerd } from "../containerd/client.ts";
 import type { ImageService } from "../images/service.ts";
@@ -86,7 +88,13 @@ export async function startProvider(opts: ProviderOptions) {
     images: opts.images,
     network: {
       add: (id, netns) => cni.add(id, netns),
-      del: (id, netns) => cni.del(id, netns),
+      del: async (id, netns) => {
+        const ip = (await readCache(paths.cniCache, id))?.result.ips?.[0]?.address.split("/")[0];
+        await cni.del(id, netns);
+        if (ip) {
+          await removeMasquerade({ exec }, { networkName: NETWORK_NAME, containerId: id, ip });
+        }
+      },
       cachedIp: async (id) => {
         const entry = await readCache(paths.cniCache, id);
         const address = entry?.result.ips?.[0]?.address;
@@ -100,6 +108,15 @@ export async function startProvider(opts: ProviderOptions) {
     readyTimeoutMs: opts.readyTimeoutMs,
   });
   await manager.start();
+  // Whatever networking belongs to no replica now (a crash, a reboot) is released.
+  await collectNetworkGarbage({ cni, exec, log }, {
+    ipamDir: paths.ipamDir,
+    cacheDir: paths.cniCache,
+    networkName: NETWORK_NAME,
+    subnet: opts.subnet,
+    netnsPrefix: "faasd-ts-",
+    live: manager.liveNetworkIds(),
+  }).catch((err) => log.warn("network clean-up failed", { err: String(err) }));
   const fns = manager;
   const proxy = createProxy(fns, {
     readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,

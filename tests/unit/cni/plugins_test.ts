@@ -5,8 +5,14 @@ import { join } from "node:path";
 import { type Conflist, renderConflist } from "../../../src/cni/conflist.ts";
 import { CniError } from "../../../src/cni/errors.ts";
 import type { Exec } from "../../../src/cni/exec.ts";
-import { attachmentOf, Cni, pluginEnv, pluginStdin } from "../../../src/cni/plugins.ts";
-import { InvalidArgumentError, NotFoundError, UnavailableError } from "../../../src/errors.ts";
+import { Cni } from "../../../src/cni/plugins.ts";
+import { attachmentOf, pluginEnv, pluginStdin } from "../../../src/cni/protocol.ts";
+import {
+  CancelledError,
+  InvalidArgumentError,
+  NotFoundError,
+  UnavailableError,
+} from "../../../src/errors.ts";
 import { silentLogger } from "../../../src/log.ts";
 import { type Call, fakeExec } from "./fake_exec.ts";
 
@@ -361,4 +367,21 @@ Deno.test("a missing plugin and a bad container ID are reported before anything 
     await assert.rejects(cni(env, exec).add("../etc", "/var/run/netns/x"), InvalidArgumentError);
     await assert.rejects(cni(env, exec).add("fn-abc", ""), InvalidArgumentError);
     assert.equal(calls.length, 0);
+  }));
+
+Deno.test("a cancelled add() is still rolled back, without the caller's signal", () =>
+  withDirs(async (env) => {
+    const ac = new AbortController();
+    const { exec, calls } = pluginsLike((c, type) => {
+      if (type !== "firewall" || c.opts.env?.CNI_COMMAND !== "ADD") return undefined;
+      ac.abort();
+      throw new CancelledError(`"firewall" was cancelled`);
+    });
+    await assert.rejects(
+      cni(env, exec).add("fn-abc", "/var/run/netns/ns1", { signal: ac.signal }),
+      CancelledError,
+    );
+    const rollback = calls.slice(3);
+    assert.deepEqual(rollback.map(typeOf), ["firewall", "bridge"]);
+    for (const c of rollback) assert.equal(c.opts.signal, undefined);
   }));
