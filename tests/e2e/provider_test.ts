@@ -1,0 +1,268 @@
+/**
+ * End-to-end: functions on the real containerd, networked with the real CNI plugins, from images
+ * in a real registry, driven through `faasd up`'s HTTP API — deploy, round trips, invoke, scale
+ * 0↔N, rolling update under load, crash recovery, appliance restart, delete leaving nothing.
+ */
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { Containerd } from "../../src/containerd/client.ts";
+import { FailedPreconditionError, NotFoundError } from "../../src/errors.ts";
+import { type Appliance, removeTestNetwork, startAppliance } from "../fixtures/appliance.ts";
+import { functionImage } from "../fixtures/function_image.ts";
+import { purgeNamespace } from "../fixtures/namespace.ts";
+import { startRegistry } from "../fixtures/registry.ts";
+import { pushImage } from "../fixtures/registry_push.ts";
+
+const SOCKET = "/run/containerd/containerd.sock";
+
+async function api(app: Appliance, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${app.url}${path}`, {
+    method,
+    headers: { authorization: app.auth },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, text, json: () => JSON.parse(text) };
+}
+
+async function invoke(app: Appliance, fn: string, path: string, init: RequestInit = {}) {
+  const res = await fetch(`${app.url}/function/${fn}${path}`, init);
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/** Polls `check` until it returns true (a readiness check, bounded). */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function leaseFiles(app: Appliance): Promise<string[]> {
+  const dir = join(app.dataDir, "provider/cni/ipam/faasd-ts");
+  return (await readdir(dir).catch(() => [])).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort();
+}
+
+Deno.test("provider: deploy, invoke, scale, update, recover and delete functions", async (t) => {
+  await using registry = await startRegistry();
+  await pushImage(registry, "fn/hello", "1", functionImage("v1"));
+  await pushImage(registry, "fn/hello", "2", functionImage("v2"));
+  const client = await Containerd.connect({ socket: SOCKET });
+  const hadDefault = (await client.namespaces.list()).some((n) => n.name === "openfaas-fn");
+  const ns = `fe2e-${randomBytes(3).toString("hex")}`;
+  let app = await startAppliance();
+  const fn = `hello.${ns}`;
+  try {
+    await t.step("a namespace and a secret are created", async () => {
+      const created = await api(app, "POST", "/system/namespace/", {
+        name: ns,
+        labels: { openfaas: "1" },
+      });
+      assert.equal(created.status, 201, created.text);
+      const listed = (await api(app, "GET", "/system/namespaces")).json();
+      assert.ok(listed.includes(ns), JSON.stringify(listed));
+      const secret = await api(app, "POST", "/system/secrets", {
+        name: "api-key",
+        namespace: ns,
+        value: "s3cr3t",
+      });
+      assert.equal(secret.status, 201, secret.text);
+    });
+
+    const deployment = {
+      service: "hello",
+      image: `${registry.host}/fn/hello:1`,
+      namespace: ns,
+      envProcess: "cat",
+      envVars: { GREETING: "a=b=c", grace_period: "5s" },
+      labels: { team: "blue", "com.openfaas.scale.max": "5" },
+      annotations: { topic: "demo" },
+      secrets: ["api-key"],
+      limits: { memory: "64Mi", cpu: "500m" },
+    };
+
+    await t.step("deploy answers 202 and the function serves its first request", async () => {
+      const res = await api(app, "POST", "/system/functions", deployment);
+      assert.equal(res.status, 202, res.text);
+      const first = await invoke(app, fn, "/cgi-bin/version");
+      assert.equal(first.status, 200);
+      assert.equal(first.text, "v1\n");
+      assert.ok(first.headers.get("x-call-id"));
+      assert.ok(Number(first.headers.get("x-duration-seconds")) > 0);
+      const again = await api(app, "POST", "/system/functions", deployment);
+      assert.equal(again.status, 409, again.text);
+    });
+
+    await t.step(
+      "status round-trips env, labels, annotations, secrets and limits exactly",
+      async () => {
+        const [status] = (await api(app, "GET", `/system/functions?namespace=${ns}`)).json();
+        assert.equal(status.name, "hello");
+        assert.equal(status.image, deployment.image);
+        assert.equal(status.namespace, ns);
+        assert.equal(status.envProcess, "cat");
+        assert.deepEqual(status.envVars, deployment.envVars);
+        assert.deepEqual(status.labels, { ...deployment.labels, faas_function: "hello" });
+        assert.deepEqual(status.annotations, deployment.annotations);
+        assert.deepEqual(status.secrets, ["api-key"]);
+        assert.deepEqual(status.limits, { memory: "64Mi", cpu: "500m" });
+        assert.equal(status.requests, undefined);
+        assert.equal(status.replicas, 1);
+        assert.ok(!Number.isNaN(Date.parse(status.createdAt)));
+        const one = await api(app, "GET", `/system/function/hello?namespace=${ns}&usage=1`);
+        assert.equal(one.status, 200);
+        assert.ok(one.json().usage.totalMemoryBytes > 0, one.text);
+      },
+    );
+
+    await t.step("the replica sees its env, fprocess, secret and memory limit", async () => {
+      const env = (await invoke(app, fn, "/cgi-bin/env")).text;
+      assert.match(env, /^GREETING=a=b=c$/m);
+      assert.match(env, /^fprocess=cat$/m);
+      assert.equal((await invoke(app, fn, "/cgi-bin/secret?api-key")).text, "s3cr3t");
+      const echoed = await invoke(app, fn, "/cgi-bin/echo", { method: "POST", body: "ping" });
+      assert.equal(echoed.text, "ping");
+    });
+
+    await t.step("scale to 3 spreads requests over three replicas", async () => {
+      const res = await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, {
+        replicas: 3,
+      });
+      assert.equal(res.status, 202, res.text);
+      await until(
+        "3 available replicas",
+        async () =>
+          (await api(app, "GET", `/system/function/hello?namespace=${ns}`)).json()
+            .availableReplicas === 3,
+      );
+      const seen = new Set<string>();
+      for (let i = 0; i < 9; i++) seen.add((await invoke(app, fn, "/cgi-bin/replica")).text);
+      assert.equal(seen.size, 3, [...seen].join(""));
+      const tooMany = await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, {
+        replicas: 6,
+      });
+      assert.equal(tooMany.status, 400, tooMany.text);
+    });
+
+    await t.step("scale to 0 pauses one replica; the next request resumes it", async () => {
+      const res = await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, {
+        replicas: 0,
+      });
+      assert.equal(res.status, 202, res.text);
+      const tasks = await client.tasks.list(ns);
+      assert.deepEqual(tasks.map((x) => x.status), ["PAUSED"]);
+      const status = (await api(app, "GET", `/system/function/hello?namespace=${ns}`)).json();
+      assert.equal(status.replicas, 0);
+      assert.equal(status.availableReplicas, 0);
+      const woken = await invoke(app, fn, "/cgi-bin/version");
+      assert.equal(woken.status, 200);
+      assert.equal((await client.tasks.list(ns)).map((x) => x.status).join(), "RUNNING");
+      assert.equal(
+        (await api(app, "GET", `/system/function/hello?namespace=${ns}`)).json().replicas,
+        1,
+      );
+    });
+
+    await t.step("a rolling update under load fails no request", async () => {
+      await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, { replicas: 2 });
+      let stop = false;
+      const codes = new Map<number, number>();
+      const loops = Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 400 && !stop; i++) {
+          const r = await invoke(app, fn, "/cgi-bin/version");
+          codes.set(r.status, (codes.get(r.status) ?? 0) + 1);
+        }
+      });
+      const res = await api(app, "PUT", "/system/functions", {
+        ...deployment,
+        image: `${registry.host}/fn/hello:2`,
+      });
+      assert.equal(res.status, 202, res.text);
+      await until(
+        "v2 answers",
+        async () => (await invoke(app, fn, "/cgi-bin/version")).text === "v2\n",
+      );
+      stop = true;
+      await Promise.all(loops);
+      assert.deepEqual([...codes.keys()], [200], JSON.stringify([...codes]));
+      const status = (await api(app, "GET", `/system/function/hello?namespace=${ns}`)).json();
+      assert.equal(status.image, `${registry.host}/fn/hello:2`);
+      assert.equal(status.replicas, 2);
+      const missing = await api(app, "PUT", "/system/functions", {
+        ...deployment,
+        service: "nope",
+      });
+      assert.equal(missing.status, 404, missing.text);
+    });
+
+    await t.step("a replica killed with SIGKILL is restarted", async () => {
+      await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, { replicas: 1 });
+      await until("one task", async () => (await client.tasks.list(ns)).length === 1);
+      const [task] = await client.tasks.list(ns);
+      await client.tasks.kill(ns, task.id, 9, { all: true });
+      await until("a new task", async () => {
+        const now = await client.tasks.get(ns, task.id).catch(() => undefined);
+        return now?.status === "RUNNING" && now.pid !== task.pid;
+      });
+      assert.equal((await invoke(app, fn, "/cgi-bin/version")).text, "v2\n");
+    });
+
+    await t.step("after kill -9 of the appliance everything is intact", async () => {
+      const before = (await api(app, "GET", `/system/functions?namespace=${ns}`)).json();
+      await app.kill();
+      app = await app.restart();
+      const after = (await api(app, "GET", `/system/functions?namespace=${ns}`)).json();
+      assert.deepEqual(
+        after.map((s: Record<string, unknown>) => ({
+          ...s,
+          invocationCount: 0,
+          availableReplicas: 0,
+        })),
+        before.map((s: Record<string, unknown>) => ({
+          ...s,
+          invocationCount: 0,
+          availableReplicas: 0,
+        })),
+      );
+      assert.equal((await invoke(app, fn, "/cgi-bin/version")).text, "v2\n");
+    });
+
+    await t.step("delete removes containers, snapshots, IP leases and network rules", async () => {
+      const res = await api(app, "DELETE", `/system/functions?namespace=${ns}`, {
+        functionName: "hello",
+      });
+      assert.equal(res.status, 202, res.text);
+      assert.deepEqual(await client.containers.list(ns), []);
+      assert.deepEqual(await client.tasks.list(ns), []);
+      const active = (await client.snapshots.list(ns)).filter((s) => s.kind !== "COMMITTED");
+      assert.deepEqual(active, []);
+      assert.deepEqual(await leaseFiles(app), []);
+      const rules = await new Deno.Command("iptables-save", { stdout: "piped" }).output();
+      const prefix = app.network.subnet.split(".").slice(0, 3).join(".") + ".";
+      assert.doesNotMatch(
+        new TextDecoder().decode(rules.stdout),
+        new RegExp(`${prefix.replaceAll(".", "\\.")}\\d+/32`),
+      );
+      const gone = await invoke(app, fn, "/cgi-bin/version");
+      assert.equal(gone.status, 404);
+    });
+  } catch (err) {
+    console.error(app.log());
+    throw err;
+  } finally {
+    await app.stop().catch(() => {});
+    const failures = await purgeNamespace(client, ns);
+    if (!hadDefault) {
+      await client.namespaces.delete("openfaas-fn").catch((err) => {
+        if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) throw err;
+      });
+    }
+    client.close();
+    await removeTestNetwork(app.network, app.dataDir);
+    assert.deepEqual(failures, [], "cleanup");
+  }
+});
