@@ -157,6 +157,18 @@ async function freshPullFigures(env: Env, ctx: ScenarioContext): Promise<Figure[
     { ...opts, ...ctrNs.hooks },
   );
 
+  // ctr's fetch waits for its progress display's next 100 ms tick before it returns; --debug
+  // turns the display off. Not the baseline (that is ctr as users run it), but it shows the share.
+  const dbgNs = freshNamespaces(env, "ctrdbg");
+  const ctrDebugPull = await measure(
+    "pull+unpack 50 MB (ctr --debug: no progress display)",
+    dbgNs.timed(async (ns) => {
+      const out = await ctr(["--debug", "-n", ns, "images", "pull", "--plain-http", env.ref]);
+      if (!/^unpacking /m.test(out)) throw new Error(`ctr did not unpack:\n${out}`);
+    }),
+    { ...opts, baseline: CTR_PULL, ...dbgNs.hooks },
+  );
+
   const libNs = freshNamespaces(env, "lib");
   const libPull = await measure(
     "pull+unpack 50 MB (faasd image pull)",
@@ -178,7 +190,7 @@ async function freshPullFigures(env: Env, ctx: ScenarioContext): Promise<Figure[
     { ...opts, baseline: CTR_PULL, ...cliNs.hooks },
   );
 
-  return [ctrPull, libPull, cliPull];
+  return [ctrPull, ctrDebugPull, libPull, cliPull];
 }
 
 /**
@@ -298,6 +310,14 @@ async function rePullFigures(env: Env, ctx: ScenarioContext): Promise<Figure[]> 
     await ctr(["-n", ns, "images", "pull", "--plain-http", env.ref]);
   }, opts);
 
+  const ctrDebugRepull = await measure(
+    "re-pull present image (ctr --debug: no progress display)",
+    async () => {
+      await ctr(["--debug", "-n", ns, "images", "pull", "--plain-http", env.ref]);
+    },
+    { ...opts, baseline: CTR_REPULL },
+  );
+
   const libRepull = await measure("re-pull present image (faasd)", async () => {
     const r = await env.images.pull(env.ref, { namespace: ns });
     if (r.downloadedBytes !== 0) throw new Error(`re-pull downloaded ${r.downloadedBytes} bytes`);
@@ -316,7 +336,7 @@ async function rePullFigures(env: Env, ctx: ScenarioContext): Promise<Figure[]> 
   if (downloads.length > 0) {
     throw new Error(`re-pulls fetched ${downloads.length} blobs from the registry`);
   }
-  return [ctrRepull, libRepull, cliRepull, ensure];
+  return [ctrRepull, ctrDebugRepull, libRepull, cliRepull, ensure];
 }
 
 /** Runs `faasd` from source as a child process, as a user would run the CLI. */

@@ -36,8 +36,103 @@ export type Exec = (file: string, args: string[], opts?: ExecOptions) => Promise
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-/** Builds the real {@link Exec} on node:child_process. */
+interface DenoChild {
+  stdin: WritableStream<Uint8Array>;
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  status: Promise<{ code: number; signal: string | null }>;
+  kill(signal?: string): void;
+}
+
+interface DenoCommandApi {
+  Command: new (
+    file: string,
+    opts: {
+      args: string[];
+      env?: Record<string, string>;
+      clearEnv?: boolean;
+      stdin: "piped";
+      stdout: "piped";
+      stderr: "piped";
+    },
+  ) => { spawn(): DenoChild };
+  errors: { NotFound: new () => Error; PermissionDenied: new () => Error };
+}
+
+/**
+ * Builds the real {@link Exec}: Deno.Command under Deno, node:child_process under Node.js (the
+ * armhf bundle). Under Deno the native API is used because the node:child_process layer was
+ * seen to crash Deno now and then when children ran next to directory reads (a file
+ * descriptor closed twice).
+ */
 export function createExec(): Exec {
+  const deno = (globalThis as { Deno?: DenoCommandApi }).Deno;
+  return deno?.Command ? denoExec(deno) : nodeExec();
+}
+
+function denoExec(deno: DenoCommandApi): Exec {
+  return async (file, args, opts = {}) => {
+    const what = [file, ...args].join(" ");
+    if (opts.signal?.aborted) throw new CancelledError(`Cannot run "${what}": cancelled`);
+    let child: DenoChild;
+    try {
+      child = new deno.Command(file, {
+        args,
+        ...(opts.env ? { env: opts.env, clearEnv: true } : {}),
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (e) {
+      if (e instanceof deno.errors.NotFound) {
+        throw new NotFoundError(`Cannot run "${file}": not found`);
+      }
+      if (e instanceof deno.errors.PermissionDenied) {
+        throw new PermissionDeniedError(`Cannot run "${file}": permission denied`);
+      }
+      throw new CommandError(`Cannot run "${what}": ${(e as Error).message}`, { cause: e });
+    }
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    let failure: Error | undefined;
+    const kill = (e: Error) => {
+      failure ??= e;
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    };
+    const timer = setTimeout(
+      () => kill(new TimeoutError(`"${what}" did not finish within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const onAbort = () => kill(new CancelledError(`"${what}" was cancelled`));
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const writer = child.stdin.getWriter();
+      // A child that exits before reading stdin breaks the pipe; its exit code tells the story.
+      await writer.write(new TextEncoder().encode(opts.stdin ?? "")).catch(() => {});
+      await writer.close().catch(() => {});
+      const [stdout, stderr, status] = await Promise.all([
+        new Response(child.stdout).text(),
+        new Response(child.stderr).text(),
+        child.status,
+      ]);
+      if (failure) throw failure;
+      return {
+        code: status.signal
+          ? 128 + (osConstants.signals[status.signal as "SIGKILL"] ?? 0)
+          : status.code,
+        ...(status.signal ? { signal: status.signal } : {}),
+        stdout,
+        stderr,
+      };
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  };
+}
+
+function nodeExec(): Exec {
   return (file, args, opts = {}) =>
     new Promise<ExecResult>((resolve, reject) => {
       const what = [file, ...args].join(" ");
