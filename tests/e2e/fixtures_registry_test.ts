@@ -5,11 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { lstat, mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { dockerSaveTar, ociLayoutTar, uncompressedLayer } from "../fixtures/image_archive.ts";
 import {
   buildImage,
@@ -25,7 +23,14 @@ import { blobDownloads, type Registry, startRegistry } from "../fixtures/registr
 import { basicAuth, pushBlob, pushImage, pushIndex } from "../fixtures/registry_push.ts";
 import { readTar, tar } from "../fixtures/tar.ts";
 
-const run = promisify(execFile);
+/** Runs a command (Deno.Command, see tests/fixtures/registry.ts); throws on a non-zero exit. */
+async function run(cmd: string, args: string[]): Promise<{ stdout: string }> {
+  const out = await new Deno.Command(cmd, { args, stdin: "null" }).output();
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return { stdout: new TextDecoder().decode(out.stdout) };
+}
 const decoder = new TextDecoder();
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
