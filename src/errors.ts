@@ -14,6 +14,11 @@ export class InvalidArgumentError extends Error {
   override name = "InvalidArgumentError";
 }
 
+/** The request is well-formed but a value in it cannot be used (HTTP 422). */
+export class UnprocessableError extends Error {
+  override name = "UnprocessableError";
+}
+
 /** Something with the same name already exists. */
 export class AlreadyExistsError extends Error {
   override name = "AlreadyExistsError";

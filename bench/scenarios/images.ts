@@ -9,7 +9,7 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { access, mkdtemp, rm } from "node:fs/promises";
+import { access, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,14 +20,16 @@ import { createImageService, type ImageService } from "../../src/images/service.
 import { chainIds, isUnpacked } from "../../src/images/unpack.ts";
 import { silentLogger } from "../../src/log.ts";
 import { purgeNamespace } from "../../tests/fixtures/namespace.ts";
+import { BUSYBOX } from "../../tests/fixtures/busybox.ts";
+import { buildImage, type BuiltImage, randomLayer } from "../../tests/fixtures/oci_image.ts";
 import {
-  buildImage,
-  type BuiltImage,
-  busyboxLayer,
-  randomLayer,
-} from "../../tests/fixtures/oci_image.ts";
-import { blobDownloads, type Registry, startRegistry } from "../../tests/fixtures/registry.ts";
+  blobDownloads,
+  type Registry,
+  REGISTRY_BINARY,
+  startRegistry,
+} from "../../tests/fixtures/registry.ts";
 import { pushImage } from "../../tests/fixtures/registry_push.ts";
+import { tar, type TarEntry } from "../../tests/fixtures/tar.ts";
 import { type Figure, measure, type Scenario, type ScenarioContext } from "../harness.ts";
 
 const REPO = "bench/big";
@@ -78,7 +80,7 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
     dataDir = await mkdtemp(join(tmpdir(), "faasd-bench-img-"));
     registry = await startRegistry();
     ctx.facts.registry = `${await registryVersion()} on ${registry.host}`;
-    const image = buildBigImage();
+    const image = await buildBigImage();
     await pushImage(registry, REPO, TAG, image);
     const ref = `${registry.host}/${REPO}:${TAG}`;
     const layerBytes = image.layers.reduce((n, l) => n + l.size, 0);
@@ -97,8 +99,6 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
       socket: ctx.containerdSocket,
       live,
     };
-    // Blobs from an earlier, aborted run would be committed without downloading.
-    await assertBlobsGone(env);
     figures.push(...await freshPullFigures(env, ctx));
     figures.push(...await rePullFigures(env, ctx));
   } finally {
@@ -123,14 +123,19 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
   return figures;
 }
 
-/** busybox plus four 12 MiB incompressible layers, gzip, for this host's architecture. */
-function buildBigImage(): BuiltImage {
+/**
+ * busybox plus four 12 MiB incompressible layers, gzip, for this host's architecture. Every blob
+ * is unique to the run: the busybox layer carries a random marker file, because the fixtures'
+ * own busybox layer is byte-identical across runs and the e2e tests pull it too; containerd would
+ * commit it from another namespace without downloading it.
+ */
+async function buildBigImage(): Promise<BuiltImage> {
   const platform = hostPlatform();
   return buildImage({
     architecture: platform.architecture,
     ...(platform.variant ? { variant: platform.variant } : {}),
     layers: [
-      { tar: busyboxLayer(), compression: "gzip" },
+      { tar: await busyboxLayerForRun(), compression: "gzip" },
       ...Array.from({ length: RANDOM_LAYERS }, (_, i) => ({
         tar: randomLayer(RANDOM_LAYER_BYTES, `random-${i}.bin`),
         compression: "gzip" as const,
@@ -138,6 +143,28 @@ function buildBigImage(): BuiltImage {
     ],
     config: { Cmd: ["/bin/sh"] },
   });
+}
+
+async function busyboxLayerForRun(): Promise<Uint8Array<ArrayBuffer>> {
+  const dirs = ["bin", "etc", "proc", "sys", "dev"].map((name): TarEntry => ({
+    type: "directory",
+    name,
+  }));
+  return tar([
+    ...dirs,
+    { type: "directory", name: "tmp", mode: 0o1777 },
+    { type: "file", name: "bin/busybox", mode: 0o755, content: await readFile(BUSYBOX) },
+    ...["sh", "true", "echo", "cat"].map((a): TarEntry => ({
+      type: "symlink",
+      name: `bin/${a}`,
+      target: "busybox",
+    })),
+    {
+      type: "file",
+      name: "etc/faasd-bench-run",
+      content: new TextEncoder().encode(`${randomBytes(16).toString("hex")}\n`),
+    },
+  ]);
 }
 
 async function freshPullFigures(env: Env, ctx: ScenarioContext): Promise<Figure[]> {
@@ -302,7 +329,9 @@ async function rePullFigures(env: Env, ctx: ScenarioContext): Promise<Figure[]> 
   const ns = `${NS_PREFIX}present-${randomBytes(4).toString("hex")}`;
   await env.client.namespaces.create(ns);
   env.live.add(ns);
+  const setupMark = await env.registry.mark();
   await env.images.pull(env.ref, { namespace: ns });
+  await assertDownloadedAndUnpacked(env, ns, setupMark);
   ctx.log(`re-pull of the present image × ${n} per client in ${ns}`);
   const mark = await env.registry.mark();
 
@@ -327,14 +356,19 @@ async function rePullFigures(env: Env, ctx: ScenarioContext): Promise<Figure[]> 
     await faasdCli(env, ["image", "pull", env.ref, "--namespace", ns]);
   }, { ...opts, baseline: CTR_REPULL });
 
+  const downloads = blobDownloads(await env.registry.requests(mark));
+  if (downloads.length > 0) {
+    throw new Error(`re-pulls fetched ${downloads.length} blobs from the registry`);
+  }
+
+  const ensureMark = await env.registry.mark();
   const ensure = await measure("ensure IfNotPresent (faasd)", async () => {
     const r = await env.images.ensure(env.ref, { namespace: ns, policy: "IfNotPresent" });
     if (r.pulled) throw new Error("ensure pulled an image that was present");
   }, { ...opts, baseline: CTR_REPULL });
-
-  const downloads = blobDownloads(await env.registry.requests(mark));
-  if (downloads.length > 0) {
-    throw new Error(`re-pulls fetched ${downloads.length} blobs from the registry`);
+  const contacts = await env.registry.requests(ensureMark);
+  if (contacts.length > 0) {
+    throw new Error(`ensure IfNotPresent sent ${contacts.length} requests to the registry`);
   }
   return [ctrRepull, ctrDebugRepull, libRepull, cliRepull, ensure];
 }
@@ -376,7 +410,7 @@ async function ctr(args: string[]): Promise<string> {
 }
 
 async function registryVersion(): Promise<string> {
-  const out = await new Deno.Command("docker-registry", { args: ["--version"], stdout: "piped" })
+  const out = await new Deno.Command(REGISTRY_BINARY, { args: ["--version"], stdout: "piped" })
     .output().catch(() => undefined);
   const text = out?.success ? new TextDecoder().decode(out.stdout).trim() : "";
   return text ? text.split(/\s+/).slice(1, 3).join(" ") : "docker-registry";

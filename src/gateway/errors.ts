@@ -11,6 +11,7 @@ import {
   TimeoutError,
   UnauthenticatedError,
   UnavailableError,
+  UnprocessableError,
 } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
@@ -21,6 +22,7 @@ export function statusFor(err: unknown): number {
   if (err instanceof NotFoundError) return 404;
   if (err instanceof AlreadyExistsError || err instanceof ConflictError) return 409;
   if (err instanceof FailedPreconditionError) return 412;
+  if (err instanceof UnprocessableError) return 422;
   if (err instanceof NotImplementedError) return 501;
   if (err instanceof BadGatewayError) return 502;
   if (err instanceof UnavailableError) return 503;

@@ -15,6 +15,7 @@ import { Cni } from "../cni/plugins.ts";
 import type { Containerd } from "../containerd/client.ts";
 import type { ImageService } from "../images/service.ts";
 import type { Logger } from "../log.ts";
+import { LogCollector } from "./logs.ts";
 import { FunctionManager } from "./manager.ts";
 import { FunctionNamespaces } from "./namespaces.ts";
 import { createProxy } from "./proxy.ts";
@@ -77,6 +78,7 @@ export async function startProvider(opts: ProviderOptions) {
 
   await opts.containerd.namespaces.ensure(DEFAULT_NAMESPACE, { openfaas: "1" });
   const secrets = new SecretStore(paths.secrets);
+  const logs = new LogCollector(paths.logDir, log);
   const namespaces: FunctionNamespaces = new FunctionNamespaces({
     namespaces: opts.containerd.namespaces,
     images: opts.containerd.images,
@@ -108,6 +110,7 @@ export async function startProvider(opts: ProviderOptions) {
     readyTimeoutMs: opts.readyTimeoutMs,
   });
   await manager.start();
+  logs.start();
   // Whatever networking belongs to no replica now (a crash, a reboot) is released.
   await collectNetworkGarbage({ cni, exec, log }, {
     ipamDir: paths.ipamDir,
@@ -128,17 +131,28 @@ export async function startProvider(opts: ProviderOptions) {
       get: (name, ns, o) => fns.get(name, ns, o),
       deploy: (b) => fns.deploy(b),
       update: (b) => fns.update(b),
-      remove: (name, ns) => fns.remove(name, ns),
+      remove: async (name, ns) => {
+        await fns.remove(name, ns);
+        await logs.remove(ns, name);
+      },
       scale: (name, ns, n) => fns.scale(name, ns, n),
       checkNamespace: (ns) => namespaces.check(ns),
     },
     namespaces,
     secrets,
+    logs,
     proxy: (req, name, ns, path) => proxy(req, name, ns, path),
     info: opts.info,
     log,
   });
-  return { handler, manager: fns, close: () => fns.close() };
+  return {
+    handler,
+    manager: fns,
+    close: () => {
+      fns.close();
+      logs.close();
+    },
+  };
 }
 
 /** The /etc/hosts replicas get: localhost, and the gateway under a stable name. */

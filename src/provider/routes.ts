@@ -4,9 +4,10 @@
  * codes in gateway/errors.ts only.
  */
 
-import { InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { InvalidArgumentError, NotFoundError, UnprocessableError } from "../errors.ts";
 import { errorResponse } from "../gateway/errors.ts";
 import type { Logger } from "../log.ts";
+import type { LogQuery, LogRecord } from "./logs.ts";
 import type { SecretStore } from "./secrets.ts";
 import { validateSecretName } from "./secrets.ts";
 import type { FunctionDeployment, FunctionStatus } from "./types.ts";
@@ -22,6 +23,11 @@ export interface Functions {
   scale(name: string, namespace: string, replicas: number): Promise<void>;
   /** Throws NotFoundError when the namespace is not one functions may use. */
   checkNamespace(namespace: string): Promise<void>;
+}
+
+/** What the routes need for logs. */
+export interface LogSource {
+  query(q: LogQuery): AsyncGenerator<LogRecord>;
 }
 
 /** What the routes need for namespaces. */
@@ -44,6 +50,7 @@ export interface ProviderRouteDeps {
   functions: Functions;
   namespaces: FunctionNamespaces;
   secrets: SecretStore;
+  logs: LogSource;
   /** Proxies `/function/...` requests; absent where the gateway proxies itself. */
   proxy?: (req: Request, name: string, namespace: string, path: string) => Promise<Response>;
   info: { release: string; sha: string; arch: string };
@@ -126,6 +133,7 @@ export function createProviderHandler(
         return accepted();
       }
       if (path === "/system/secrets") return await secrets(deps, req, q);
+      if (path === "/system/logs" && method === "GET") return await logs(deps, req, q);
       if (path === "/system/namespaces" && method === "GET") {
         return json(await deps.namespaces.list());
       }
@@ -173,6 +181,46 @@ async function secrets(
     return accepted();
   }
   throw new NotFoundError(`no route for ${req.method} /system/secrets`);
+}
+
+async function logs(deps: ProviderRouteDeps, req: Request, q: URLSearchParams): Promise<Response> {
+  const name = q.get("name");
+  if (!name) throw new UnprocessableError("query parameter name is required");
+  const namespace = q.get("namespace") || DEFAULT_NAMESPACE;
+  const tailText = q.get("tail");
+  const tail = tailText === null || tailText === "" ? undefined : Number(tailText);
+  if (tail !== undefined && !Number.isInteger(tail)) {
+    throw new UnprocessableError(`tail must be a whole number, got "${tailText}"`);
+  }
+  const sinceText = q.get("since");
+  const since = sinceText ? new Date(sinceText) : undefined;
+  if (since && Number.isNaN(since.getTime())) {
+    throw new UnprocessableError(`since must be an RFC 3339 time, got "${sinceText}"`);
+  }
+  // 404 for a function that does not exist, before the stream starts.
+  await deps.functions.get(name, namespace, { usage: false });
+  const follow = q.get("follow") === "true" || q.get("follow") === "1";
+  const records = deps.logs.query({
+    name,
+    namespace,
+    instance: q.get("instance") || undefined,
+    tail,
+    since,
+    follow,
+    signal: req.signal,
+  });
+  const enc = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const { value, done } = await records.next();
+      if (done) c.close();
+      else c.enqueue(enc.encode(JSON.stringify(value) + "\n"));
+    },
+    async cancel() {
+      await records.return(undefined);
+    },
+  });
+  return new Response(body, { headers: { "content-type": "application/x-ndjson" } });
 }
 
 async function namespace(deps: ProviderRouteDeps, req: Request, name: string): Promise<Response> {

@@ -128,6 +128,49 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
       assert.equal(echoed.text, "ping");
     });
 
+    await t.step("logs: lines a replica writes are served as NDJSON, and followed", async () => {
+      const marker = `m-${randomBytes(4).toString("hex")}`;
+      await invoke(app, fn, `/cgi-bin/log?${marker}`);
+      let lines: Array<Record<string, string>> = [];
+      await until("the line in /system/logs", async () => {
+        const res = await api(
+          app,
+          "GET",
+          `/system/logs?name=hello&namespace=${ns}&tail=-1&follow=false`,
+        );
+        lines = res.text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+        return lines.some((l) => l.text === `log line ${marker}`);
+      });
+      const line = lines.find((l) => l.text === `log line ${marker}`)!;
+      assert.equal(line.name, "hello");
+      assert.equal(line.namespace, ns);
+      assert.ok(!Number.isNaN(Date.parse(line.timestamp)));
+      assert.match(line.instance, /^hello-/);
+
+      const abort = new AbortController();
+      const res = await fetch(
+        `${app.url}/system/logs?name=hello&namespace=${ns}&tail=0&follow=true`,
+        {
+          headers: { authorization: app.auth },
+          signal: abort.signal,
+        },
+      );
+      const followed = `f-${randomBytes(4).toString("hex")}`;
+      await invoke(app, fn, `/cgi-bin/log?${followed}`);
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      while (!text.includes(followed)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      abort.abort();
+      await reader.cancel().catch(() => {});
+      assert.match(text, new RegExp(`"text":"log line ${followed}"`));
+      const missing = await api(app, "GET", `/system/logs?name=nope&namespace=${ns}`);
+      assert.equal(missing.status, 404);
+    });
+
     await t.step("scale to 3 spreads requests over three replicas", async () => {
       const res = await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, {
         replicas: 3,
@@ -229,6 +272,8 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
         })),
       );
       assert.equal((await invoke(app, fn, "/cgi-bin/version")).text, "v2\n");
+      const logs = await api(app, "GET", `/system/logs?name=hello&namespace=${ns}&tail=-1`);
+      assert.match(logs.text, /"text":"log line m-/, "logs survive the restart");
     });
 
     await t.step("delete removes containers, snapshots, IP leases and network rules", async () => {

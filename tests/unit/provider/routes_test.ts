@@ -15,7 +15,17 @@ function fakeFunctions(calls: string[]): Functions {
       return Promise.resolve([]);
     },
     get: (name, ns) =>
-      Promise.reject(new NotFoundError(`function "${name}" not found in namespace "${ns}"`)),
+      name === "known"
+        ? Promise.resolve({
+          name,
+          namespace: ns,
+          image: "x",
+          invocationCount: 0,
+          replicas: 1,
+          availableReplicas: 1,
+          createdAt: "2026-01-01T00:00:00Z",
+        })
+        : Promise.reject(new NotFoundError(`function "${name}" not found in namespace "${ns}"`)),
     deploy: (body) => {
       calls.push(`deploy ${JSON.stringify(body)}`);
       return (body as { service: string }).service === "taken"
@@ -57,6 +67,27 @@ async function withHandler(
         delete: () => Promise.resolve(),
       },
       secrets: new SecretStore(dir),
+      logs: {
+        async *query(q) {
+          const all = [
+            {
+              name: q.name,
+              namespace: q.namespace,
+              instance: "a",
+              timestamp: "2026-01-01T00:00:00.000Z",
+              text: "one",
+            },
+            {
+              name: q.name,
+              namespace: q.namespace,
+              instance: "b",
+              timestamp: "2026-01-01T00:00:01.000Z",
+              text: "two",
+            },
+          ];
+          for (const r of q.tail ? all.slice(-q.tail) : all) yield await Promise.resolve(r);
+        },
+      },
       info: { release: "1.2.3", sha: "abc", arch: "x86_64" },
       log: createLogger({ write: () => {} }),
     });
@@ -148,4 +179,24 @@ Deno.test("secrets are created, listed without values, updated and deleted", () 
     );
     assert.equal((await h(req("DELETE", "/system/secrets", { name: "api-key" }))).status, 202);
     assert.equal((await h(req("DELETE", "/system/secrets", { name: "api-key" }))).status, 404);
+  }));
+
+Deno.test("/system/logs streams NDJSON, 404 for an unknown function, 422 for a bad query", () =>
+  withHandler(async (h) => {
+    const res = await h(req("GET", "/system/logs?name=known&tail=1"));
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/x-ndjson");
+    const lines = (await res.text()).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.text), ["two"]);
+    assert.deepEqual(Object.keys(lines[0]).sort(), [
+      "instance",
+      "name",
+      "namespace",
+      "text",
+      "timestamp",
+    ]);
+    assert.equal((await h(req("GET", "/system/logs?name=ghost"))).status, 404);
+    assert.equal((await h(req("GET", "/system/logs?name=known&tail=x"))).status, 422);
+    assert.equal((await h(req("GET", "/system/logs?name=known&since=yesterday"))).status, 422);
+    assert.equal((await h(req("GET", "/system/logs"))).status, 422);
   }));

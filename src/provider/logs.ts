@@ -1,0 +1,177 @@
+/**
+ * Function logs. Each replica's stdout and stderr go (through containerd's shim) to
+ * `<log dir>/<ns>/<fn>/<id>.log`. A collector reads what is new, stamps every line with the time
+ * it was read and appends it to `<id>.jsonl`, which `/system/logs` serves and which survives
+ * appliance restarts; both files are kept small (the raw file is truncated once read, the JSON
+ * file rotated by size).
+ */
+
+import { open, readdir, readFile, rename, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "../log.ts";
+
+/** One log line as `/system/logs` returns it. */
+export interface LogRecord {
+  name: string;
+  namespace: string;
+  instance: string;
+  timestamp: string;
+  text: string;
+}
+
+/** What to read. */
+export interface LogQuery {
+  name: string;
+  namespace: string;
+  instance?: string;
+  /** Only lines at or after this time. */
+  since?: Date;
+  /** The last N lines; all when undefined or negative. */
+  tail?: number;
+  follow: boolean;
+  signal?: AbortSignal;
+}
+
+const POLL_MS = 250;
+const MAX_JSONL = 2 * 1024 * 1024;
+const MAX_RAW = 1024 * 1024;
+
+/** Collects replica output into timestamped records and answers log queries. */
+export class LogCollector {
+  readonly #dir: string;
+  readonly #log: Logger;
+  readonly #listeners = new Set<(r: LogRecord) => void>();
+  #timer?: ReturnType<typeof setInterval>;
+  #running = false;
+
+  constructor(dir: string, log: Logger) {
+    this.#dir = dir;
+    this.#log = log.child({ component: "logs" });
+  }
+
+  /** Starts collecting every `POLL_MS`. */
+  start(): void {
+    this.#timer = setInterval(() => void this.collect(), POLL_MS);
+  }
+
+  /** Stops collecting. */
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** Reads new output of every replica once (also called by queries, so they see fresh lines). */
+  async collect(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      for (const ns of await dirs(this.#dir)) {
+        for (const fn of await dirs(join(this.#dir, ns))) {
+          const base = join(this.#dir, ns, fn);
+          for (const f of (await readdir(base).catch(() => [])).filter((f) => f.endsWith(".log"))) {
+            await this.#collectFile(ns, fn, f.slice(0, -4), base).catch((err) =>
+              this.#log.warn("cannot collect a log file", { file: join(base, f), err: String(err) })
+            );
+          }
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** Removes a function's logs (after it is deleted). */
+  async remove(namespace: string, name: string): Promise<void> {
+    await rm(join(this.#dir, namespace, name), { recursive: true, force: true });
+  }
+
+  /** The records matching a query; with `follow`, new ones as they arrive until aborted. */
+  async *query(q: LogQuery): AsyncGenerator<LogRecord> {
+    await this.collect();
+    const base = join(this.#dir, q.namespace, q.name);
+    const records: LogRecord[] = [];
+    const files = (await readdir(base).catch(() => [])).filter((f) => /\.jsonl(\.1)?$/.test(f))
+      .sort();
+    for (const f of files) {
+      const text = await readFile(join(base, f), "utf8").catch(() => "");
+      for (const line of text.split("\n")) {
+        if (!line) continue;
+        const r = JSON.parse(line) as LogRecord;
+        if (matches(r, q)) records.push(r);
+      }
+    }
+    records.sort((a, b) => a.timestamp.localeCompare(b.timestamp));
+    const last = q.tail !== undefined && q.tail >= 0
+      ? (q.tail === 0 ? [] : records.slice(-q.tail))
+      : records;
+    for (const r of last) yield r;
+    if (!q.follow) return;
+    const queue: LogRecord[] = [];
+    let wake: (() => void) | undefined;
+    const listener = (r: LogRecord) => {
+      if (!matches(r, q)) return;
+      queue.push(r);
+      wake?.();
+    };
+    this.#listeners.add(listener);
+    const onAbort = () => wake?.();
+    q.signal?.addEventListener("abort", onAbort);
+    try {
+      while (!q.signal?.aborted) {
+        while (queue.length > 0) yield queue.shift()!;
+        await new Promise<void>((r) => wake = r);
+        wake = undefined;
+      }
+    } finally {
+      this.#listeners.delete(listener);
+      q.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async #collectFile(namespace: string, name: string, instance: string, base: string) {
+    const raw = join(base, `${instance}.log`);
+    const posFile = join(base, `.${instance}.pos`);
+    const size = (await stat(raw)).size;
+    let pos = Number(await readFile(posFile, "utf8").catch(() => "0")) || 0;
+    if (size < pos) pos = 0; // truncated by someone else
+    if (size === pos) return;
+    const fh = await open(raw, "r");
+    let chunk: Uint8Array;
+    try {
+      chunk = new Uint8Array(size - pos);
+      await fh.read(chunk, 0, chunk.length, pos);
+    } finally {
+      await fh.close();
+    }
+    // Only whole lines; a partial last line waits for its newline.
+    const end = chunk.lastIndexOf(10) + 1;
+    if (end === 0 && chunk.length < 64 * 1024) return;
+    const text = new TextDecoder().decode(chunk.subarray(0, end || chunk.length));
+    const now = new Date().toISOString();
+    const records = text.split("\n").filter((l) => l !== "")
+      .map((line) => ({ name, namespace, instance, timestamp: now, text: line }));
+    const jsonl = join(base, `${instance}.jsonl`);
+    await writeFile(jsonl, records.map((r) => JSON.stringify(r) + "\n").join(""), { flag: "a" });
+    pos += end || chunk.length;
+    // The shim appends (O_APPEND), so truncating a fully read file is safe; only lines written
+    // between the read and the truncate could be lost, so check the size right before.
+    if (pos >= MAX_RAW && (await stat(raw)).size === pos) {
+      await truncate(raw, 0);
+      pos = 0;
+    }
+    await writeFile(posFile, String(pos));
+    if ((await stat(jsonl)).size > MAX_JSONL) await rename(jsonl, `${jsonl}.1`);
+    for (const r of records) for (const l of this.#listeners) l(r);
+  }
+}
+
+function matches(r: LogRecord, q: LogQuery): boolean {
+  if (r.name !== q.name || r.namespace !== q.namespace) return false;
+  if (q.instance && r.instance !== q.instance) return false;
+  if (q.since && r.timestamp < q.since.toISOString()) return false;
+  return true;
+}
+
+async function dirs(path: string): Promise<string[]> {
+  const entries = await readdir(path, { withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+}
