@@ -155,15 +155,33 @@ export class Content {
         );
       }
       if (size === undefined || offset < size) {
+        // Sources hand over small chunks (fetch bodies arrive in about 64 KiB); each WRITE is a
+        // round trip, so chunks are gathered into 1 MiB messages first.
+        const buffer = new Uint8Array(CHUNK_SIZE);
+        let filled = 0;
+        const flush = async () => {
+          if (filled === 0) return;
+          call.send({
+            action: "WRITE",
+            ref: req.ref,
+            offset: String(offset),
+            data: buffer.slice(0, filled),
+          });
+          filled = 0;
+          const r = await this.#reply(call, what);
+          offset = Number(r.offset);
+          if (r.digest) seen = r.digest;
+        };
         for await (const chunk of req.data(offset)) {
-          for (let i = 0; i < chunk.length; i += CHUNK_SIZE) {
-            const part = chunk.subarray(i, i + CHUNK_SIZE);
-            call.send({ action: "WRITE", ref: req.ref, offset: String(offset), data: part });
-            const r = await this.#reply(call, what);
-            offset = Number(r.offset);
-            if (r.digest) seen = r.digest;
+          for (let i = 0; i < chunk.length;) {
+            const n = Math.min(CHUNK_SIZE - filled, chunk.length - i);
+            buffer.set(chunk.subarray(i, i + n), filled);
+            filled += n;
+            i += n;
+            if (filled === CHUNK_SIZE) await flush();
           }
         }
+        await flush();
       }
       call.send({
         action: "COMMIT",

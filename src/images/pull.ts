@@ -146,7 +146,7 @@ export async function pullImage(deps: PullDeps, opts: PullOptions): Promise<Pull
       });
     };
 
-    return await storeManifestChain({
+    const result = await storeManifestChain({
       content: deps.content,
       namespace,
       lease,
@@ -155,8 +155,8 @@ export async function pullImage(deps: PullDeps, opts: PullOptions): Promise<Pull
       what: ref.original,
       labels: sourceLabel,
       readBlob: fetchSmall,
-      fetchLayers: (layers) => runLimited(layers, opts.concurrency ?? 3, fetchLayer),
-      unpack: async (manifest, config) => {
+      fetchLayers: (layers) => startLimited(layers, opts.concurrency ?? 3, fetchLayer),
+      unpack: async (manifest, config, ready) => {
         opts.progress?.unpacking?.(manifest.layers.length);
         return await unpackLayers(deps, {
           namespace,
@@ -164,12 +164,16 @@ export async function pullImage(deps: PullDeps, opts: PullOptions): Promise<Pull
           config: manifest.config,
           layers: manifest.layers,
           diffIds: config.rootfs.diff_ids,
+          ready,
         });
       },
     });
+    // Still under the lease: once it ends, GC may run at any moment, and only the image record
+    // keeps what was just stored.
+    await setImageRecord(deps.images, namespace, ref.name, root);
+    return result;
   }, { signal });
 
-  await setImageRecord(deps.images, namespace, ref.name, root);
   return { ...stored, name: ref.name, host: repo.endpoint.host, downloadedBytes };
 }
 
@@ -245,15 +249,35 @@ async function readIfPresent(
   return await content.readAll(namespace, desc.digest);
 }
 
-/** Runs `fn` over `items` with at most `limit` running at once; fails on the first error. */
-export async function runLimited<T>(
+/**
+ * Starts `fn` over `items` in order with at most `limit` running at once, and returns one
+ * promise per item (so the first items can be used while later ones still run).
+ */
+export function startLimited<T>(
   items: T[],
   limit: number,
   fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
+): Promise<void>[] {
+  let running = 0;
+  const queue: Array<() => void> = [];
+  const slot = () =>
+    new Promise<void>((resolve) => {
+      if (running < limit) {
+        running++;
+        resolve();
+      } else queue.push(resolve);
+    });
+  const free = () => {
+    const next = queue.shift();
+    if (next) next();
+    else running--;
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return items.map(async (item) => {
+    await slot();
+    try {
+      await fn(item);
+    } finally {
+      free();
+    }
+  });
 }

@@ -48,10 +48,13 @@ export interface ChainArgs {
   labels: Record<string, string>;
   /** Returns a manifest, index or config, verified against its descriptor. */
   readBlob(desc: Descriptor): Promise<Uint8Array>;
-  /** Makes sure every layer is in the content store. */
-  fetchLayers(layers: Descriptor[]): Promise<void>;
-  /** Unpacks the layers; returns the top chain ID. */
-  unpack(manifest: ImageManifest, config: ImageConfig): Promise<string>;
+  /**
+   * Starts making sure every layer is in the content store; one promise per layer, so unpacking
+   * can begin with the bottom layer while the others still download.
+   */
+  fetchLayers(layers: Descriptor[]): Promise<void>[];
+  /** Unpacks the layers as each becomes ready; returns the top chain ID. */
+  unpack(manifest: ImageManifest, config: ImageConfig, ready: Promise<void>[]): Promise<string>;
 }
 
 /** Stores the manifest chain under `root` for one platform and unpacks it. */
@@ -95,8 +98,16 @@ export async function storeManifestChain(a: ChainArgs): Promise<Omit<StoredImage
       `${a.what}: the config lists ${config.rootfs.diff_ids.length} layers, the manifest ${manifest.layers.length}`,
     );
   }
-  await a.fetchLayers(manifest.layers);
-  const chainId = await a.unpack(manifest, config);
+  const ready = a.fetchLayers(manifest.layers);
+  // Errors surface through unpack (which waits per layer) or the Promise.all below.
+  for (const p of ready) p.catch(() => {});
+  let chainId: string;
+  try {
+    chainId = await a.unpack(manifest, config, ready);
+  } finally {
+    await Promise.allSettled(ready);
+  }
+  await Promise.all(ready);
   return {
     target: a.root,
     manifest: manifestDesc,

@@ -45,6 +45,8 @@ export interface UnpackRequest {
   diffIds: string[];
   /** Called as each layer is applied (or found already unpacked). */
   onLayer?: (index: number, applied: boolean) => void;
+  /** Per layer: resolves when its blob is in the content store (all present when absent). */
+  ready?: Promise<void>[];
 }
 
 /** Reports whether the image's top snapshot exists (ctr's "unpacked" check). */
@@ -78,6 +80,7 @@ export async function unpackLayers(deps: UnpackDeps, req: UnpackRequest): Promis
       throw err;
     });
     if (!exists) {
+      await req.ready?.[i];
       await applyLayer(deps, namespace, lease, layer, req.diffIds[i], chain[i], chain[i - 1] ?? "");
     }
     req.onLayer?.(i, !exists);
