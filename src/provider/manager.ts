@@ -24,6 +24,7 @@ import {
   FUNCTION_LABEL,
   toFunctionStatus,
 } from "./function_record.ts";
+import { readImageFiles } from "./image_files.ts";
 import { waitReady } from "./readiness.ts";
 import {
   createReplicaContainer,
@@ -89,7 +90,13 @@ interface Fn {
   createdAt: Date;
   desired: number;
   replicas: Replica[];
-  image?: { name: string; chainId: string; config: ImageProcessConfig };
+  image?: {
+    name: string;
+    chainId: string;
+    config: ImageProcessConfig;
+    etcPasswd?: string;
+    etcGroup?: string;
+  };
   rr: number;
   invocations: number;
   lock: Promise<unknown>;
@@ -377,7 +384,22 @@ export class FunctionManager {
     }
     const bytes = await this.#deps.containerd.content.readAll(namespace, img.config.digest);
     const doc = JSON.parse(new TextDecoder().decode(bytes)) as { config?: ImageProcessConfig };
-    return { name: img.name, chainId: img.chainId, config: doc.config ?? {} };
+    const config = doc.config ?? {};
+    // A USER given by name (OpenFaaS templates use "app") needs the image's passwd and group.
+    let files: Record<string, string | undefined> = {};
+    if (config.User && !/^\d+(:\d+)?$/.test(config.User)) {
+      files = await readImageFiles(this.#deps.containerd, namespace, img.chainId, [
+        "/etc/passwd",
+        "/etc/group",
+      ]);
+    }
+    return {
+      name: img.name,
+      chainId: img.chainId,
+      config,
+      etcPasswd: files["/etc/passwd"],
+      etcGroup: files["/etc/group"],
+    };
   }
 
   async #createReplica(
@@ -401,6 +423,8 @@ export class FunctionManager {
       namespace: fn.namespace,
       deployment: dep,
       imageConfig: image.config,
+      etcPasswd: image.etcPasswd,
+      etcGroup: image.etcGroup,
       // No path: runc creates the replica's network namespace and CNI wires it before start.
       netnsPath: "",
       ...specResources(dep),

@@ -51,6 +51,7 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
   await using registry = await startRegistry();
   await pushImage(registry, "fn/hello", "1", functionImage("v1"));
   await pushImage(registry, "fn/hello", "2", functionImage("v2"));
+  await pushImage(registry, "fn/locked", "1", functionImage("locked", { user: "app" }));
   const client = await Containerd.connect({ socket: SOCKET });
   const hadDefault = (await client.namespaces.list()).some((n) => n.name === "openfaas-fn");
   const ns = `fe2e-${randomBytes(3).toString("hex")}`;
@@ -171,6 +172,31 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
       assert.equal(missing.status, 404);
     });
 
+    await t.step(
+      "a named USER runs with its uid; a read-only rootfs keeps /tmp writable",
+      async () => {
+        const res = await api(app, "POST", "/system/functions", {
+          service: "locked",
+          image: `${registry.host}/fn/locked:1`,
+          namespace: ns,
+          readOnlyRootFilesystem: true,
+        });
+        assert.equal(res.status, 202, res.text);
+        assert.equal((await invoke(app, `locked.${ns}`, "/cgi-bin/id")).text, "1000\n");
+        assert.equal(
+          (await invoke(app, `locked.${ns}`, "/cgi-bin/write")).text,
+          "root-ro\ntmp-ok\n",
+        );
+        assert.equal((await invoke(app, fn, "/cgi-bin/write")).text, "root-rw\ntmp-ok\n");
+        const status = (await api(app, "GET", `/system/function/locked?namespace=${ns}`)).json();
+        assert.equal(status.readOnlyRootFilesystem, true);
+        const del = await api(app, "DELETE", `/system/functions?namespace=${ns}`, {
+          functionName: "locked",
+        });
+        assert.equal(del.status, 202, del.text);
+      },
+    );
+
     await t.step("scale to 3 spreads requests over three replicas", async () => {
       const res = await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, {
         replicas: 3,
@@ -210,37 +236,46 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
       );
     });
 
-    await t.step("a rolling update under load fails no request", async () => {
-      await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, { replicas: 2 });
-      let stop = false;
-      const codes = new Map<number, number>();
-      const loops = Array.from({ length: 4 }, async () => {
-        for (let i = 0; i < 400 && !stop; i++) {
-          const r = await invoke(app, fn, "/cgi-bin/version");
-          codes.set(r.status, (codes.get(r.status) ?? 0) + 1);
-        }
-      });
-      const res = await api(app, "PUT", "/system/functions", {
-        ...deployment,
-        image: `${registry.host}/fn/hello:2`,
-      });
-      assert.equal(res.status, 202, res.text);
-      await until(
-        "v2 answers",
-        async () => (await invoke(app, fn, "/cgi-bin/version")).text === "v2\n",
-      );
-      stop = true;
-      await Promise.all(loops);
-      assert.deepEqual([...codes.keys()], [200], JSON.stringify([...codes]));
-      const status = (await api(app, "GET", `/system/function/hello?namespace=${ns}`)).json();
-      assert.equal(status.image, `${registry.host}/fn/hello:2`);
-      assert.equal(status.replicas, 2);
-      const missing = await api(app, "PUT", "/system/functions", {
-        ...deployment,
-        service: "nope",
-      });
-      assert.equal(missing.status, 404, missing.text);
-    });
+    await t.step(
+      "a rolling update under load fails no request and sees the new secret",
+      async () => {
+        await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, { replicas: 2 });
+        const secret = await api(app, "PUT", "/system/secrets", {
+          name: "api-key",
+          namespace: ns,
+          value: "rotated",
+        });
+        assert.equal(secret.status, 202, secret.text);
+        let stop = false;
+        const codes = new Map<number, number>();
+        const loops = Array.from({ length: 4 }, async () => {
+          for (let i = 0; i < 400 && !stop; i++) {
+            const r = await invoke(app, fn, "/cgi-bin/version");
+            codes.set(r.status, (codes.get(r.status) ?? 0) + 1);
+          }
+        });
+        const res = await api(app, "PUT", "/system/functions", {
+          ...deployment,
+          image: `${registry.host}/fn/hello:2`,
+        });
+        assert.equal(res.status, 202, res.text);
+        await until(
+          "v2 answers",
+          async () => (await invoke(app, fn, "/cgi-bin/version")).text === "v2\n",
+        );
+        stop = true;
+        await Promise.all(loops);
+        assert.deepEqual([...codes.keys()], [200], JSON.stringify([...codes]));
+        const status = (await api(app, "GET", `/system/function/hello?namespace=${ns}`)).json();
+        assert.equal(status.image, `${registry.host}/fn/hello:2`);
+        assert.equal(status.replicas, 2);
+        const missing = await api(app, "PUT", "/system/functions", {
+          ...deployment,
+          service: "nope",
+        });
+        assert.equal(missing.status, 404, missing.text);
+      },
+    );
 
     await t.step("a replica killed with SIGKILL is restarted", async () => {
       await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, { replicas: 1 });
@@ -257,6 +292,11 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
     await t.step("after kill -9 of the appliance everything is intact", async () => {
       const before = (await api(app, "GET", `/system/functions?namespace=${ns}`)).json();
       await app.kill();
+      // A replica that dies while the appliance is down comes back when it starts again.
+      const [task] = await client.tasks.list(ns);
+      const exited = client.tasks.wait(ns, task.id);
+      await client.tasks.kill(ns, task.id, 9, { all: true });
+      await exited;
       app = await app.restart();
       const after = (await api(app, "GET", `/system/functions?namespace=${ns}`)).json();
       assert.deepEqual(
