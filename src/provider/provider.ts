@@ -21,7 +21,6 @@ import { FunctionNamespaces } from "./namespaces.ts";
 import { createProxy } from "./proxy.ts";
 import { createProviderHandler } from "./routes.ts";
 import { SecretStore } from "./secrets.ts";
-import { DEFAULT_NAMESPACE } from "./types.ts";
 
 /** What the provider is built from. */
 export interface ProviderOptions {
@@ -76,7 +75,6 @@ export async function startProvider(opts: ProviderOptions) {
   await writeFile(paths.hostsFile, hostsFile(gatewayIp(opts.subnet)));
   await writeFile(paths.resolvFile, await resolvConf(opts.dns, log));
 
-  await opts.containerd.namespaces.ensure(DEFAULT_NAMESPACE, { openfaas: "1" });
   const secrets = new SecretStore(paths.secrets);
   const logs = new LogCollector(paths.logDir, log);
   const namespaces: FunctionNamespaces = new FunctionNamespaces({
