@@ -83,11 +83,14 @@ export async function runAppliance(
           `--password-stdin --gateway http://127.0.0.1:${main.port}\n\n`,
       );
       await Promise.all(servers.map((s) => s.finished));
-      return 0;
+      log.info("servers stopped");
     } finally {
       provider.close();
     }
   } finally {
     containerd.close();
   }
+  // Exit now rather than when the event loop drains: after a containerd restart grpc-js keeps
+  // timers of its own that held the process for another 30 s.
+  process.exit(0);
 }

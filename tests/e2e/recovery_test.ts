@@ -1,0 +1,135 @@
+/**
+ * End-to-end: the appliance keeps its functions through a containerd restart — running replicas
+ * keep serving, the event stream reconnects (a replica that crashes afterwards is restarted), and
+ * containerd calls work again (scaling).
+ */
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { Containerd } from "../../src/containerd/client.ts";
+import { FailedPreconditionError, NotFoundError } from "../../src/errors.ts";
+import { type Appliance, removeTestNetwork, startAppliance } from "../fixtures/appliance.ts";
+import { functionImage } from "../fixtures/function_image.ts";
+import { purgeNamespace } from "../fixtures/namespace.ts";
+import { startRegistry } from "../fixtures/registry.ts";
+import { pushImage } from "../fixtures/registry_push.ts";
+
+const SOCKET = "/run/containerd/containerd.sock";
+
+async function sh(cmd: string, args: string[]): Promise<{ ok: boolean; out: string }> {
+  const r = await new Deno.Command(cmd, { args, stdin: "null" }).output();
+  return { ok: r.success, out: new TextDecoder().decode(r.stdout).trim() };
+}
+
+/** Restarts containerd the way it runs here: through systemd, or as a plain background process. */
+async function restartContainerd(): Promise<void> {
+  if (
+    (await sh("systemctl", ["is-active", "--quiet", "containerd"]).catch(() => ({ ok: false }))).ok
+  ) {
+    assert.ok(
+      (await sh("systemctl", ["restart", "containerd"])).ok,
+      "systemctl restart containerd",
+    );
+  } else {
+    const pid = (await sh("pidof", ["containerd"])).out;
+    assert.ok(pid, "containerd is running");
+    await sh("kill", ["-TERM", pid]);
+    for (let i = 0; i < 200 && (await sh("kill", ["-0", pid])).ok; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const started = await sh("sh", [
+      "-c",
+      "setsid -f containerd >>/var/log/containerd-dev.log 2>&1 </dev/null",
+    ]);
+    assert.ok(started.ok, "containerd started again");
+  }
+  for (let i = 0;; i++) {
+    try {
+      (await Containerd.connect({ socket: SOCKET, timeoutMs: 1000 })).close();
+      return;
+    } catch (err) {
+      if (i > 120) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function api(app: Appliance, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${app.url}${path}`, {
+    method,
+    headers: { authorization: app.auth },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+Deno.test("recovery: functions survive a containerd restart and crashes after it are repaired", async () => {
+  await using registry = await startRegistry();
+  await pushImage(registry, "fn/hello", "1", functionImage("v1"));
+  const ns = `frec-${randomBytes(3).toString("hex")}`;
+  let client = await Containerd.connect({ socket: SOCKET });
+  const hadDefault = (await client.namespaces.list()).some((n) => n.name === "openfaas-fn");
+  const app = await startAppliance();
+  const fn = `${app.url}/function/hello.${ns}/cgi-bin/version`;
+  try {
+    assert.equal(
+      (await api(app, "POST", "/system/namespace/", { name: ns, labels: { openfaas: "1" } }))
+        .status,
+      201,
+    );
+    const deployed = await api(app, "POST", "/system/functions", {
+      service: "hello",
+      image: `${registry.host}/fn/hello:1`,
+      namespace: ns,
+      labels: { "com.openfaas.scale.min": "2" },
+    });
+    assert.equal(deployed.status, 202, deployed.text);
+    assert.equal(await (await fetch(fn)).text(), "v1\n");
+    client.close();
+    await restartContainerd();
+    client = await Containerd.connect({ socket: SOCKET });
+
+    // The replicas never stopped: the proxy needs no containerd call.
+    assert.equal(await (await fetch(fn)).text(), "v1\n");
+    const tasks = await client.tasks.list(ns);
+    assert.equal(tasks.length, 2);
+    // A crash after the restart is seen (the event stream reconnected) and repaired.
+    await client.tasks.kill(ns, tasks[0].id, 9, { all: true });
+    await until("the crashed replica to be restarted", async () => {
+      const t = await client.tasks.get(ns, tasks[0].id);
+      return t.status === "RUNNING" && t.pid !== tasks[0].pid;
+    });
+    const scaled = await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, {
+      replicas: 3,
+    });
+    assert.equal(scaled.status, 202, scaled.text);
+    assert.equal((await client.tasks.list(ns)).length, 3);
+    assert.equal(await (await fetch(fn)).text(), "v1\n");
+    const del = await api(app, "DELETE", `/system/functions?namespace=${ns}`, {
+      functionName: "hello",
+    });
+    assert.equal(del.status, 202, del.text);
+  } catch (err) {
+    console.error(app.log());
+    throw err;
+  } finally {
+    await app.stop().catch(() => {});
+    const failures = await purgeNamespace(client, ns);
+    if (!hadDefault) {
+      await client.namespaces.delete("openfaas-fn").catch((err) => {
+        if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) throw err;
+      });
+    }
+    client.close();
+    await removeTestNetwork(app.network, app.dataDir);
+    assert.deepEqual(failures, [], "cleanup");
+  }
+});
