@@ -1,5 +1,6 @@
 /** containerd's content store: blobs (layers, manifests, configs) addressed by digest. */
 
+import { collectBytes } from "../bytes.ts";
 import { AlreadyExistsError, InvalidArgumentError } from "../errors.ts";
 import type { CallOptions, Rpc } from "./rpc.ts";
 import { fromTimestamp, labelMask, labelsToSet, type WireTimestamp } from "./types.ts";
@@ -110,20 +111,8 @@ export class Content {
   }
 
   /** Reads a whole (small) blob, such as a manifest or config, into memory. */
-  async readAll(namespace: string, digest: string, opts: Opts = {}): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for await (const p of this.read(namespace, digest, opts)) {
-      parts.push(p);
-      total += p.length;
-    }
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+  readAll(namespace: string, digest: string, opts: Opts = {}): Promise<Uint8Array> {
+    return collectBytes(this.read(namespace, digest, opts));
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 
 import { createHash, randomBytes } from "node:crypto";
+import { collectBytes } from "../bytes.ts";
 import type { Content } from "../containerd/content.ts";
 import type { Diff } from "../containerd/diff.ts";
 import type { Images } from "../containerd/images.ts";
@@ -64,7 +65,13 @@ export async function importArchive(
     for await (const entry of readTar(input, source)) {
       if (entry.type !== "file") continue;
       if (METADATA.has(entry.name)) {
-        metadata.set(entry.name, await collect(entry.body, 4 << 20, `${source}: ${entry.name}`));
+        metadata.set(
+          entry.name,
+          await collectBytes(entry.body, {
+            limit: 4 << 20,
+            what: `${source}: ${entry.name}`,
+          }),
+        );
         continue;
       }
       if (/(^|\/)(VERSION|json)$/.test(entry.name)) continue; // docker save's legacy layer metadata
@@ -248,23 +255,6 @@ async function writeJsonBlob(
     data: () => [bytes],
   }, { lease });
   return { mediaType, digest, size: bytes.length };
-}
-
-async function collect(body: AsyncIterable<Uint8Array>, limit: number, what: string) {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for await (const p of body) {
-    total += p.length;
-    if (total > limit) throw new InvalidArgumentError(`${what} is larger than ${limit} bytes`);
-    parts.push(p);
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function parseJson(bytes: Uint8Array, what: string): unknown {

@@ -184,20 +184,7 @@ export class FunctionManager {
       );
     }
     const { min } = scaleBounds(dep);
-    const fn: Fn = {
-      name: dep.service,
-      namespace,
-      deployment: dep,
-      generation: 1,
-      createdAt: new Date(),
-      desired: min,
-      replicas: [],
-      rr: 0,
-      invocations: 0,
-      lock: Promise.resolve(),
-      waiters: new Set(),
-      deleted: false,
-    };
+    const fn = newFn(dep, namespace, { generation: 1, createdAt: new Date(), desired: min });
     this.#fns.set(key, fn);
     try {
       await this.#locked(fn, async () => {
@@ -675,20 +662,11 @@ export class FunctionManager {
         const generation = Math.max(...list.map((x) => x.rec.generation));
         const current = list.filter((x) => x.rec.generation === generation);
         const newest = current[0];
-        const fn: Fn = {
-          name,
-          namespace,
-          deployment: newest.rec.deployment,
+        const fn = newFn(newest.rec.deployment, namespace, {
           generation,
           createdAt: newest.rec.createdAt,
           desired: Number(newest.labels[DESIRED_LABEL] ?? current.length),
-          replicas: [],
-          rr: 0,
-          invocations: 0,
-          lock: Promise.resolve(),
-          waiters: new Set(),
-          deleted: false,
-        };
+        });
         this.#fns.set(keyOf(name, namespace), fn);
         for (const stale of list.filter((x) => x.rec.generation !== generation)) {
           void this.#destroy(this.#replicaOf(fn, stale.id, stale.rec.replica), 0);
@@ -773,6 +751,25 @@ export class FunctionManager {
       log: this.#log,
     };
   }
+}
+
+function newFn(
+  deployment: FunctionDeployment,
+  namespace: string,
+  meta: { generation: number; createdAt: Date; desired: number },
+): Fn {
+  return {
+    name: deployment.service,
+    namespace,
+    deployment,
+    ...meta,
+    replicas: [],
+    rr: 0,
+    invocations: 0,
+    lock: Promise.resolve(),
+    waiters: new Set(),
+    deleted: false,
+  };
 }
 
 function keyOf(name: string, namespace: string): string {

@@ -9,10 +9,8 @@ import { randomBytes } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
-import { FailedPreconditionError, NotFoundError } from "../../src/errors.ts";
-import { type Appliance, removeTestNetwork, startAppliance } from "../fixtures/appliance.ts";
+import { type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
-import { purgeNamespace } from "../fixtures/namespace.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
 
@@ -339,15 +337,11 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
     console.error(app.log());
     throw err;
   } finally {
-    await app.stop().catch(() => {});
-    const failures = await purgeNamespace(client, ns);
-    if (!hadDefault) {
-      await client.namespaces.delete("openfaas-fn").catch((err) => {
-        if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) throw err;
-      });
-    }
+    const failures = await cleanUpAppliance(app, client, {
+      namespace: ns,
+      hadDefaultNamespace: hadDefault,
+    });
     client.close();
-    await removeTestNetwork(app.network, app.dataDir);
     assert.deepEqual(failures, [], "cleanup");
   }
 });

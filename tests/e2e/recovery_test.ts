@@ -7,10 +7,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Containerd } from "../../src/containerd/client.ts";
-import { FailedPreconditionError, NotFoundError } from "../../src/errors.ts";
-import { type Appliance, removeTestNetwork, startAppliance } from "../fixtures/appliance.ts";
+import { type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
-import { purgeNamespace } from "../fixtures/namespace.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
 
@@ -121,15 +119,11 @@ Deno.test("recovery: functions survive a containerd restart and crashes after it
     console.error(app.log());
     throw err;
   } finally {
-    await app.stop().catch(() => {});
-    const failures = await purgeNamespace(client, ns);
-    if (!hadDefault) {
-      await client.namespaces.delete("openfaas-fn").catch((err) => {
-        if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) throw err;
-      });
-    }
+    const failures = await cleanUpAppliance(app, client, {
+      namespace: ns,
+      hadDefaultNamespace: hadDefault,
+    });
     client.close();
-    await removeTestNetwork(app.network, app.dataDir);
     assert.deepEqual(failures, [], "cleanup");
   }
 });
