@@ -10,10 +10,11 @@ import type { Scenario, ScenarioContext } from "./harness.ts";
 import { machineFacts, report, type ScenarioResult, summarizeFigures } from "./report.ts";
 import { containerdScenario } from "./scenarios/containerd.ts";
 import { imagesScenario } from "./scenarios/images.ts";
+import { providerScenario } from "./scenarios/provider.ts";
 
 /** Every scenario, in the order they run by default. */
 export function scenarios(): Scenario[] {
-  return [containerdScenario(), imagesScenario()];
+  return [containerdScenario(), imagesScenario(), providerScenario()];
 }
 
 const DEFAULT_SOCKET = "/run/containerd/containerd.sock";

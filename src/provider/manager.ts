@@ -43,6 +43,12 @@ import type { FunctionDeployment, FunctionStatus } from "./types.ts";
 import { DEFAULT_NAMESPACE } from "./types.ts";
 import { validateDeployment } from "./validate.ts";
 
+/**
+ * The runc shim runs every container whose spec carries the same value of this annotation in one
+ * process, so a namespace's replicas share one shim instead of paying ~10 MB each.
+ */
+export const SHIM_GROUP_ANNOTATION = "io.containerd.runc.v2.group";
+
 /** Label on every replica with the function's desired replica count, so it survives restarts. */
 export const DESIRED_LABEL = "io.faasd-ts.desired";
 
@@ -418,7 +424,7 @@ export class FunctionManager {
       hostsPath: this.#deps.paths.hostsFile,
       resolvPath: this.#deps.paths.resolvFile,
       secretsDir: this.#deps.secrets.dir(fn.namespace),
-      annotations: record.annotations,
+      annotations: { ...record.annotations, [SHIM_GROUP_ANNOTATION]: `faasd-ts.${fn.namespace}` },
     });
     await createReplicaContainer(this.#replicaDeps(), ref, {
       image: image.name,
