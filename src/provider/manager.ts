@@ -316,7 +316,10 @@ export class FunctionManager {
       if (fn.desired === 0) {
         await this.#locked(
           fn,
-          () => fn.desired === 0 ? this.#scaleLocked(fn, 1) : Promise.resolve(),
+          () =>
+            fn.desired === 0
+              ? this.#scaleLocked(fn, 1, { waitForLabels: false })
+              : Promise.resolve(),
         );
         continue;
       }
@@ -490,7 +493,9 @@ export class FunctionManager {
     }
   }
 
-  async #scaleLocked(fn: Fn, n: number): Promise<void> {
+  // With waitForLabels false (scale from zero on a request), the desired count is written to
+  // containerd after the request has its replica.
+  async #scaleLocked(fn: Fn, n: number, opts = { waitForLabels: true }): Promise<void> {
     fn.desired = n;
     if (n === 0) {
       await this.#idle(fn);
@@ -515,7 +520,8 @@ export class FunctionManager {
       await this.#retire(fn, extra);
     }
     this.#notify(fn);
-    await this.#persistDesired(fn);
+    const persisted = this.#persistDesired(fn);
+    if (opts.waitForLabels) await persisted;
   }
 
   // Scale to zero: keep one replica paused (resuming takes milliseconds), remove the others.
