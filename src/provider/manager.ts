@@ -17,14 +17,11 @@ import {
 import type { PullPolicy } from "../images/service.ts";
 import { parsePullPolicy, PULL_POLICY_LABEL } from "../images/service.ts";
 import type { Logger } from "../log.ts";
-import {
-  containerId,
-  decodeRecord,
-  encodeRecord,
-  FUNCTION_LABEL,
-  toFunctionStatus,
-} from "./function_record.ts";
+import { containerId, encodeRecord, toFunctionStatus } from "./function_record.ts";
+import { discoverFunctions } from "./discover.ts";
 import { readImageFiles } from "./image_files.ts";
+import { graceMs, scaleBounds } from "./scale_labels.ts";
+import { followTaskExits } from "./task_exits.ts";
 import { waitReady } from "./readiness.ts";
 import {
   createReplicaContainer,
@@ -117,8 +114,6 @@ export interface Route {
   release(): void;
 }
 
-const DEFAULT_MIN = 1;
-const DEFAULT_MAX = 20;
 const FUNCTION_PORT = 8080;
 
 /** The function manager. */
@@ -594,24 +589,12 @@ export class FunctionManager {
     }, delay);
   }
 
-  async #followEvents(): Promise<void> {
-    const signal = this.#stop.signal;
-    let first = true;
-    while (!signal.aborted) {
-      try {
-        if (!first) await this.#resync();
-        first = false;
-        for await (
-          const e of this.#deps.containerd.events.subscribe(['topic=="/tasks/exit"'], signal)
-        ) {
-          this.#onExit(e);
-        }
-      } catch (err) {
-        if (signal.aborted) return;
-        this.#log.warn("containerd event stream broke, reconnecting", { err: String(err) });
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+  #followEvents(): Promise<void> {
+    return followTaskExits({ events: this.#deps.containerd.events, log: this.#log }, {
+      signal: this.#stop.signal,
+      onExit: (e) => this.#onExit(e),
+      onReconnect: () => this.#resync(),
+    });
   }
 
   #onExit(e: ContainerdEvent): void {
@@ -644,52 +627,34 @@ export class FunctionManager {
   // each function wins (older ones are leftovers of an interrupted update), running tasks are
   // kept, everything else is restarted.
   async #adopt(): Promise<void> {
-    const c = this.#deps.containerd;
-    const namespaces = (await c.namespaces.list()).map((n) => n.name);
-    for (const namespace of namespaces) {
-      const containers = await c.containers.list(namespace, [`labels."${FUNCTION_LABEL}"`]);
-      const byName = new Map<
-        string,
-        Array<{ id: string; labels: Record<string, string>; rec: ReturnType<typeof decodeRecord> }>
-      >();
-      for (const ctr of containers) {
-        let rec;
-        try {
-          rec = decodeRecord(
-            ctr.labels,
-            ctr.spec.annotations as Record<string, string> | undefined,
-          );
-        } catch (err) {
-          this.#log.warn("skipping container with a damaged record", {
-            container: ctr.id,
-            err: String(err),
-          });
-          continue;
-        }
-        const list = byName.get(rec.deployment.service) ?? [];
-        list.push({ id: ctr.id, labels: ctr.labels, rec });
-        byName.set(rec.deployment.service, list);
+    const found = await discoverFunctions(
+      {
+        namespaces: this.#deps.containerd.namespaces,
+        containers: this.#deps.containerd.containers,
+        log: this.#log,
+      },
+      DESIRED_LABEL,
+    );
+    for (const f of found) {
+      const fn = newFn(f.deployment, f.namespace, {
+        generation: f.generation,
+        createdAt: f.createdAt,
+        desired: f.desired,
+      });
+      this.#fns.set(keyOf(fn.name, f.namespace), fn);
+      for (const stale of f.stale) {
+        void this.#destroy(this.#replicaOf(fn, stale.id, stale.replica), 0);
       }
-      for (const [name, list] of byName) {
-        const generation = Math.max(...list.map((x) => x.rec.generation));
-        const current = list.filter((x) => x.rec.generation === generation);
-        const newest = current[0];
-        const fn = newFn(newest.rec.deployment, namespace, {
-          generation,
-          createdAt: newest.rec.createdAt,
-          desired: Number(newest.labels[DESIRED_LABEL] ?? current.length),
-        });
-        this.#fns.set(keyOf(name, namespace), fn);
-        for (const stale of list.filter((x) => x.rec.generation !== generation)) {
-          void this.#destroy(this.#replicaOf(fn, stale.id, stale.rec.replica), 0);
-        }
-        for (const x of current) {
-          const r = this.#replicaOf(fn, x.id, x.rec.replica);
-          fn.replicas.push(r);
-          await this.#adoptReplica(fn, r);
-        }
-        this.#log.info("adopted", { function: name, namespace, replicas: fn.replicas.length });
+      for (const x of f.current) {
+        const r = this.#replicaOf(fn, x.id, x.replica);
+        fn.replicas.push(r);
+        await this.#adoptReplica(fn, r);
       }
+      this.#log.info("adopted", {
+        function: fn.name,
+        namespace: f.namespace,
+        replicas: fn.replicas.length,
+      });
     }
   }
 
@@ -786,47 +751,6 @@ function newFn(
 
 function keyOf(name: string, namespace: string): string {
   return `${namespace}/${name}`;
-}
-
-/** Replica bounds from the com.openfaas.scale labels. */
-export function scaleBounds(dep: FunctionDeployment): { min: number; max: number } {
-  const read = (key: string, fallback: number) => {
-    const v = dep.labels?.[key];
-    if (v === undefined || v === "") return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) {
-      throw new InvalidArgumentError(`label ${key} must be a whole number ≥ 0, got "${v}"`);
-    }
-    return n;
-  };
-  const min = read("com.openfaas.scale.min", DEFAULT_MIN);
-  const max = read("com.openfaas.scale.max", DEFAULT_MAX);
-  if (max < Math.max(min, 1)) {
-    throw new InvalidArgumentError(
-      `com.openfaas.scale.max (${max}) is below com.openfaas.scale.min (${min})`,
-    );
-  }
-  return { min, max };
-}
-
-/** The grace period before SIGKILL: the `grace_period` env var (Go duration), default 30 s, at most 120 s. */
-export function graceMs(dep: FunctionDeployment): number {
-  const v = dep.envVars?.grace_period;
-  const ms = v ? parseDuration(v) : 30_000;
-  return Math.min(ms ?? 30_000, 120_000);
-}
-
-/** Parses a Go-style duration (`30s`, `1m30s`, `500ms`); undefined when it is not one. */
-export function parseDuration(s: string): number | undefined {
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
-  let total = 0;
-  let m: RegExpExecArray | null;
-  let matched = 0;
-  while ((m = re.exec(s))) {
-    total += Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms"];
-    matched = re.lastIndex;
-  }
-  return matched === s.length && s.length > 0 ? total : undefined;
 }
 
 async function drain(r: Replica, maxMs: number): Promise<void> {
