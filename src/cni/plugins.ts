@@ -48,6 +48,11 @@ export interface CniOptions {
   log: Logger;
   /** The replica's interface name; defaults to `eth0`. */
   ifName?: string;
+  /**
+   * Whether ADD also runs the loopback plugin (default true). Off for network namespaces runc
+   * creates: runc brings `lo` up itself, and each plugin run is a process start.
+   */
+  loopback?: boolean;
   /** PATH for the plugins; defaults to {@link DEFAULT_PLUGIN_PATH}. */
   path?: string;
   /** Kill a plugin that runs longer than this; defaults to 60 s. */
@@ -75,6 +80,7 @@ export class Cni {
   readonly #exec: Exec;
   readonly #log: Logger;
   readonly #ifName: string;
+  readonly #loopback: boolean;
   readonly #path: string;
   readonly #timeoutMs: number;
 
@@ -85,6 +91,7 @@ export class Cni {
     this.#exec = opts.exec;
     this.#log = opts.log.child({ component: "cni" });
     this.#ifName = opts.ifName ?? "eth0";
+    this.#loopback = opts.loopback ?? true;
     this.#path = opts.path ?? DEFAULT_PLUGIN_PATH;
     this.#timeoutMs = opts.timeoutMs ?? 60_000;
   }
@@ -104,13 +111,15 @@ export class Cni {
       this.#log.warn("replacing a cached CNI attachment", { containerId, netns: stale.netns });
       await this.del(containerId, stale.netns, { signal: opts.signal });
     }
-    const loEnv = { containerId, netns: netnsPath, ifName: "lo", signal: opts.signal };
-    await this.#invoke(
-      "ADD",
-      LOOPBACK.plugins[0],
-      loEnv,
-      pluginStdin(LOOPBACK, LOOPBACK.plugins[0]),
-    );
+    if (this.#loopback) {
+      const loEnv = { containerId, netns: netnsPath, ifName: "lo", signal: opts.signal };
+      await this.#invoke(
+        "ADD",
+        LOOPBACK.plugins[0],
+        loEnv,
+        pluginStdin(LOOPBACK, LOOPBACK.plugins[0]),
+      );
+    }
 
     const conflist = this.conflist;
     const env = { containerId, netns: netnsPath, ifName: this.#ifName, signal: opts.signal };

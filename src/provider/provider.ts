@@ -10,7 +10,7 @@ import { readCache } from "../cni/cache.ts";
 import { createExec } from "../cni/exec.ts";
 import { collectNetworkGarbage } from "../cni/gc.ts";
 import { enableIpForward } from "../cni/host.ts";
-import { removeMasquerade } from "../cni/masquerade.ts";
+import { ensureSubnetRules } from "../cni/subnet_rules.ts";
 import { Cni } from "../cni/plugins.ts";
 import type { Containerd } from "../containerd/client.ts";
 import type { ImageService } from "../images/service.ts";
@@ -70,8 +70,11 @@ export async function startProvider(opts: ProviderOptions) {
     bridge: opts.bridge,
     subnet: opts.subnet,
     ipamDir: paths.ipamDir,
+    perReplicaRules: false,
   });
-  const cni = new Cni({ conflist, cacheDir: paths.cniCache, exec, log });
+  await ensureSubnetRules({ exec }, { subnet: opts.subnet, bridge: opts.bridge });
+  // runc creates each replica's network namespace with lo up, so no loopback plugin run.
+  const cni = new Cni({ conflist, cacheDir: paths.cniCache, exec, log, loopback: false });
   await writeFile(paths.hostsFile, hostsFile(gatewayIp(opts.subnet)));
   await writeFile(paths.resolvFile, await resolvConf(opts.dns, log));
 
@@ -88,13 +91,7 @@ export async function startProvider(opts: ProviderOptions) {
     images: opts.images,
     network: {
       add: (id, netns) => cni.add(id, netns),
-      del: async (id, netns) => {
-        const ip = (await readCache(paths.cniCache, id))?.result.ips?.[0]?.address.split("/")[0];
-        await cni.del(id, netns);
-        if (ip) {
-          await removeMasquerade({ exec }, { networkName: NETWORK_NAME, containerId: id, ip });
-        }
-      },
+      del: (id, netns) => cni.del(id, netns),
       cachedIp: async (id) => {
         const entry = await readCache(paths.cniCache, id);
         const address = entry?.result.ips?.[0]?.address;
