@@ -163,7 +163,8 @@ export function renderHelp(cmd: Command): string {
     }`;
     const extra: string[] = [];
     if (f.config) {
-      extra.push(`env ${ENV_NAMES[f.config]}`, `default ${DEFAULTS[f.config]}`);
+      extra.push(`env ${ENV_NAMES[f.config]}`);
+      if (DEFAULTS[f.config] !== "") extra.push(`default ${DEFAULTS[f.config]}`);
     } else if (f.defaultText) {
       extra.push(`default ${f.defaultText}`);
     }

@@ -24,6 +24,12 @@ Deno.test("resolveConfig() prefers flags, then env, then defaults", async (t) =>
       want: DEFAULTS,
     },
     {
+      name: "network options from flags and env",
+      flags: { bridge: "fn0", subnet: "10.99.0.0/24" },
+      env: { FAASD_DNS: "1.1.1.1,9.9.9.9" },
+      want: { ...DEFAULTS, bridge: "fn0", subnet: "10.99.0.0/24", dns: "1.1.1.1,9.9.9.9" },
+    },
+    {
       name: "trailing slashes are dropped from paths",
       flags: { dataDir: "/var/lib/faasd-test//" },
       env: {},
@@ -55,6 +61,19 @@ Deno.test("resolveConfig() names the flag or variable whose value is wrong", asy
     { name: "port not a number", flags: { providerPort: "80a" }, env: {}, want: /--provider-port/ },
     { name: "negative port", flags: { port: "-1" }, env: {}, want: /--port/ },
     { name: "bad log level", flags: {}, env: { FAASD_LOG_LEVEL: "loud" }, want: /FAASD_LOG_LEVEL/ },
+    {
+      name: "bridge name too long",
+      flags: { bridge: "a-very-long-bridge0" },
+      env: {},
+      want: /--bridge/,
+    },
+    {
+      name: "subnet not a CIDR",
+      flags: { subnet: "10.62.0.0" },
+      env: {},
+      want: /--subnet must be an IPv4 CIDR/,
+    },
+    { name: "dns not addresses", flags: {}, env: { FAASD_DNS: "dns.example" }, want: /FAASD_DNS/ },
   ];
   for (const c of cases) {
     await t.step(c.name, () => {
