@@ -10,9 +10,11 @@
 
 import { randomBytes } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
+import os from "node:os";
 import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
 import { FailedPreconditionError, NotFoundError } from "../../src/errors.ts";
+import { FUNCTION_LABEL } from "../../src/provider/function_record.ts";
 import {
   type Appliance,
   removeTestNetwork,
@@ -41,7 +43,7 @@ const MEMORY_FUNCTIONS = 10;
 /** Functions of the fleet figures (the list and the appliance's memory growth). */
 const FLEET_FUNCTIONS = 100;
 /** How long one throughput run lasts, in seconds. */
-const WRK_SECONDS = 5;
+const WRK_SECONDS = 3;
 const WRK_CONNECTIONS = 16;
 
 const DIRECT = "warm GET / direct to the replica IP";
@@ -65,6 +67,8 @@ interface Env {
   ns: string;
   image: string;
   ctx: ScenarioContext;
+  /** The appliance's process ID, for its memory. */
+  pid: number;
   /** Functions deployed and not yet deleted; the cleanup deletes whatever is left. */
   live: Set<string>;
 }
@@ -84,6 +88,12 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
   let network: TestNetwork | undefined;
   let dataDir: string | undefined;
   try {
+    await waitForNoForeignFunctions(client, ctx);
+    // Other sessions' tests share this containerd and these 2 cores; note what was going on.
+    ctx.facts["other containerd namespaces at start"] = (await client.namespaces.list()).map((n) =>
+      n.name
+    ).join(", ") || "none";
+    ctx.facts["load average at start (1, 5, 15 min)"] = loadavg();
     registry = await startRegistry();
     await pushImage(registry, "bench/fn", "1", functionImage("bench"));
     const image = `${registry.host}/bench/fn:1`;
@@ -101,16 +111,26 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
     if (created.status !== 201) {
       throw new Error(`creating namespace ${ns} answered ${created.status}: ${created.text}`);
     }
-    const env: Env = { app, client, ns, image, ctx, live };
+    const pid = await appliancePid(app);
+    const env: Env = { app, client, ns, image, ctx, pid, live };
+    ctx.facts["appliance RSS after start MB"] = mb(await statusKb(pid, "VmRSS"));
     // The first deploy pulls the image into the namespace; every timed deploy finds it there.
+    // It is deleted again so the memory figures start from a namespace without functions, and
+    // come first, before request load has grown the appliance's heap.
+    await deployAndWait(env, "warm");
+    await removeFunctions(env, ["warm"]);
+    const fleet = await fleetFigures(env);
     await deployAndWait(env, "warm");
     figures.push(...await invokeFigures(env));
+    ctx.facts["appliance RSS after the sequential invokes MB"] = mb(await statusKb(pid, "VmRSS"));
     figures.push(...await throughputFigures(env));
+    ctx.facts["appliance RSS after the throughput runs MB"] = mb(await statusKb(pid, "VmRSS"));
     figures.push(...await scaleFromZeroFigures(env));
     figures.push(...await deployFigures(env));
     figures.push(...await crashFigures(env));
-    await removeFunctions(env, ["warm", "idle"]);
-    figures.push(...await fleetFigures(env));
+    figures.push(...fleet);
+    ctx.facts["load average at end (1, 5, 15 min)"] = loadavg();
+    checkUndisturbed(app.log(), ns);
   } catch (err) {
     if (app) ctx.log(`appliance log (tail):\n${app.log().slice(-4000)}`);
     throw err;
@@ -119,7 +139,7 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
       const left = await listFunctions(app, ns).catch(() => [] as string[]);
       for (const name of left) live.add(name);
       try {
-        await removeFunctions({ app, client, ns, image: "", ctx, live }, [...live]);
+        await removeFunctions({ app, client, ns, image: "", ctx, pid: 0, live }, [...live]);
       } catch (err) {
         failures.push(`delete functions: ${(err as Error).message}`);
       }
@@ -159,7 +179,7 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
  */
 async function invokeFigures(env: Env): Promise<Figure[]> {
   const n = env.ctx.iterations(500);
-  const warmup = Math.min(50, Math.max(1, Math.round(n / 4)));
+  const warmup = warmupFor(n);
   const ip = await replicaIp(env, "warm");
   const directUrl = `http://${ip}:8080/`;
   const proxyUrl = `${env.app.url}/function/warm.${env.ns}/`;
@@ -206,29 +226,46 @@ async function invokeFigures(env: Env): Promise<Figure[]> {
   ];
 }
 
-/** wrk at 16 connections against the replica and through the proxy, alternating runs. */
+/**
+ * wrk at 16 connections against a replica directly and through the proxy. busybox httpd closes
+ * every connection, and about 40 % of them end in TIME_WAIT on the host side (src = the bridge
+ * IP, dst = the replica's IP:8080). Past ~10 000 of those to one destination, connect() slows
+ * down and throughput collapses (seen: 5 000 → 370 req/s), so every run gets a fresh function
+ * with a fresh IP, and runs are short enough to stay below that.
+ */
 async function throughputFigures(env: Env): Promise<Figure[]> {
   const runs = env.ctx.iterations(3);
-  const ip = await replicaIp(env, "warm");
-  const directUrl = `http://${ip}:8080/`;
-  const proxyUrl = `${env.app.url}/function/warm.${env.ns}/`;
-  env.ctx.log(`throughput: ${runs} × ${WRK_SECONDS} s of wrk -c${WRK_CONNECTIONS} each`);
+  env.ctx.log(`throughput: ${runs} × ${WRK_SECONDS} s of wrk -c${WRK_CONNECTIONS} each way`);
   const direct: number[] = [];
   const proxied: number[] = [];
-  const rps: { direct: number[]; proxy: number[] } = { direct: [], proxy: [] };
+  const results: { direct: WrkResult[]; proxy: WrkResult[] } = { direct: [], proxy: [] };
   for (let i = 0; i < runs; i++) {
-    const d = await wrk(directUrl);
-    const p = await wrk(proxyUrl);
-    rps.direct.push(d);
-    rps.proxy.push(p);
-    direct.push(1000 / d);
-    proxied.push(1000 / p);
-    env.ctx.log(`  run ${i + 1}: direct ${d.toFixed(0)} req/s, proxy ${p.toFixed(0)} req/s`);
+    const [d, p] = [`tpd${i}`, `tpp${i}`];
+    await deployAndWait(env, d);
+    await deployAndWait(env, p);
+    const directUrl = `http://${await replicaIp(env, d)}:8080/`;
+    const proxyUrl = `${env.app.url}/function/${p}.${env.ns}/`;
+    let rd: WrkResult, rp: WrkResult;
+    if (i % 2 === 0) {
+      rd = await wrk(directUrl);
+      rp = await wrk(proxyUrl);
+    } else {
+      rp = await wrk(proxyUrl);
+      rd = await wrk(directUrl);
+    }
+    await removeFunctions(env, [d, p]);
+    results.direct.push(rd);
+    results.proxy.push(rp);
+    direct.push(1000 / rd.rps);
+    proxied.push(1000 / rp.rps);
+    env.ctx.log(`  run ${i + 1}: direct ${fmtWrk(rd)}; proxy ${fmtWrk(rp)}`);
   }
   const f = env.ctx.facts;
-  f["throughput direct req/s (runs)"] = rps.direct.map((r) => r.toFixed(0)).join(", ");
-  f["throughput proxy req/s (runs)"] = rps.proxy.map((r) => r.toFixed(0)).join(", ");
-  f["throughput proxy / direct (medians)"] = (median(rps.proxy) / median(rps.direct)).toFixed(3);
+  f["throughput direct (runs)"] = results.direct.map(fmtWrk).join("; ");
+  f["throughput proxy (runs)"] = results.proxy.map(fmtWrk).join("; ");
+  f["throughput proxy / direct (median req/s)"] =
+    (median(results.proxy.map((r) => r.rps)) / median(results.direct.map((r) => r.rps)))
+      .toFixed(3);
   return [
     { name: WRK_DIRECT, unit: "ms", samples: direct },
     {
@@ -247,7 +284,7 @@ async function throughputFigures(env: Env): Promise<Figure[]> {
  */
 async function scaleFromZeroFigures(env: Env): Promise<Figure[]> {
   const n = env.ctx.iterations(30);
-  const warmup = Math.min(50, Math.max(1, Math.round(n / 4)));
+  const warmup = warmupFor(n);
   await deployAndWait(env, "idle");
   const id = "idle-1-0";
   const url = `${env.app.url}/function/idle.${env.ns}/`;
@@ -289,7 +326,7 @@ async function scaleFromZeroFigures(env: Env): Promise<Figure[]> {
  */
 async function deployFigures(env: Env): Promise<Figure[]> {
   const n = env.ctx.iterations(20);
-  const warmup = Math.min(50, Math.max(1, Math.round(n / 4)));
+  const warmup = warmupFor(n);
   env.ctx.log(`deploy → first 200 × ${n}, each a new function`);
   const accepted: number[] = [];
   const attempts: number[] = [];
@@ -346,9 +383,10 @@ async function deployFigures(env: Env): Promise<Figure[]> {
  */
 async function crashFigures(env: Env): Promise<Figure[]> {
   const n = env.ctx.iterations(10);
-  const warmup = Math.min(50, Math.max(1, Math.round(n / 4)));
+  const warmup = warmupFor(n);
   env.ctx.log(`crashed replica → first 200 × ${n}, each a fresh function`);
   let pid = 0;
+  const attempts: number[] = [];
   const crash = await measure(
     "crashed replica → first 200 (SIGKILL → restart → 200)",
     async (i) => {
@@ -357,7 +395,7 @@ async function crashFigures(env: Env): Promise<Figure[]> {
       exited.catch(() => {});
       await env.client.tasks.kill(env.ns, id, 9, { all: true });
       await exited;
-      await get200(`${env.app.url}/function/crash${i}.${env.ns}/`);
+      attempts.push(await get200(`${env.app.url}/function/crash${i}.${env.ns}/`));
     },
     {
       iterations: n,
@@ -376,10 +414,13 @@ async function crashFigures(env: Env): Promise<Figure[]> {
       },
     },
   );
+  env.ctx.facts["crash: GETs until the first 200 (max; > 1 means a 502 or 503 first)"] = String(
+    Math.max(...attempts),
+  );
   return [
     crash,
     {
-      name: "  the same minus the manager's 100 ms restart backoff",
+      name: "crashed replica → first 200, minus the 100 ms restart backoff",
       unit: "ms",
       samples: crash.samples.map((s) => s - 100),
     },
@@ -392,10 +433,12 @@ async function crashFigures(env: Env): Promise<Figure[]> {
  */
 async function fleetFigures(env: Env): Promise<Figure[]> {
   const f = env.ctx.facts;
-  const pid = await appliancePid(env.app);
+  const pid = env.pid;
   const names = Array.from({ length: FLEET_FUNCTIONS }, (_, i) => `fleet${i}`);
-  if (await shimPids(env.ns).then((p) => p.length) !== 0) {
-    throw new Error("shims of the namespace are still running before the fleet");
+  // The namespace's shim (shared by its replicas) exits a moment after its last container.
+  for (let i = 0; (await shimPids(env.ns)).length > 0; i++) {
+    if (i >= 100) throw new Error("a shim of the namespace still runs before the fleet");
+    await new Promise((r) => setTimeout(r, 50));
   }
   await settle();
   const rss0 = await statusKb(pid, "VmRSS");
@@ -408,29 +451,27 @@ async function fleetFigures(env: Env): Promise<Figure[]> {
     ((performance.now() - t0) / 1000).toFixed(2);
   await settle();
   const shims = await shimPids(env.ns);
-  if (shims.length !== MEMORY_FUNCTIONS) {
-    throw new Error(`expected ${MEMORY_FUNCTIONS} shims, found ${shims.length}`);
-  }
   const shimRss = await sumKb(shims, "rss");
   const shimPss = await sumKb(shims, "pss");
   const rss10 = await statusKb(pid, "VmRSS");
   const perFn = (shimRss + Math.max(0, rss10 - rss0)) / MEMORY_FUNCTIONS;
-  f[`shim RSS per function MB (${MEMORY_FUNCTIONS} shims, ps -o rss)`] = mb(
+  f[`shim processes for ${MEMORY_FUNCTIONS} functions`] = String(shims.length);
+  f[`shim RSS per function MB (${MEMORY_FUNCTIONS} functions, ps -o rss)`] = mb(
     shimRss / MEMORY_FUNCTIONS,
   );
-  f[`shim PSS per function MB (${MEMORY_FUNCTIONS} shims, smaps_rollup)`] = mb(
+  f[`shim PSS per function MB (${MEMORY_FUNCTIONS} functions, smaps_rollup)`] = mb(
     shimPss / MEMORY_FUNCTIONS,
   );
   f[`appliance RSS growth per function MB (${MEMORY_FUNCTIONS} functions)`] = mb(
     (rss10 - rss0) / MEMORY_FUNCTIONS,
   );
-  f["memory per function beyond its own processes MB (shim RSS + appliance growth) / N"] = mb(
+  f["memory per function beyond its own processes MB ((shim RSS + appliance growth) / N)"] = mb(
     perFn,
   );
   env.ctx.log(
-    `memory: shim RSS ${mb(shimRss / MEMORY_FUNCTIONS)} MB/function (PSS ${
-      mb(shimPss / MEMORY_FUNCTIONS)
-    }), appliance ${mb(rss0)} → ${mb(rss10)} MB; per function ${mb(perFn)} MB`,
+    `memory: ${shims.length} shim(s), RSS ${mb(shimRss)} MB (PSS ${mb(shimPss)}); appliance ${
+      mb(rss0)
+    } → ${mb(rss10)} MB; per function ${mb(perFn)} MB`,
   );
 
   env.ctx.log(
@@ -442,12 +483,28 @@ async function fleetFigures(env: Env): Promise<Figure[]> {
     ((performance.now() - t0) / 1000).toFixed(2);
   await settle();
   const rssFleet = await statusKb(pid, "VmRSS");
+  const fleetShims = await shimPids(env.ns);
+  const fleetShimRss = await sumKb(fleetShims, "rss");
+  f[`shim processes for ${FLEET_FUNCTIONS} functions`] = String(fleetShims.length);
+  f[`shim RSS for ${FLEET_FUNCTIONS} functions MB`] = mb(fleetShimRss);
+  f[`shim RSS per function MB (${FLEET_FUNCTIONS} functions)`] = mb(
+    fleetShimRss / FLEET_FUNCTIONS,
+  );
   f[`appliance RSS with ${FLEET_FUNCTIONS} functions MB`] = mb(rssFleet);
   f[`appliance RSS growth for ${FLEET_FUNCTIONS} functions MB`] = mb(rssFleet - rss0);
-  env.ctx.log(`fleet: appliance RSS ${mb(rss0)} → ${mb(rssFleet)} MB`);
+  env.ctx.log(
+    `fleet: appliance RSS ${mb(rss0)} → ${mb(rssFleet)} MB; ${fleetShims.length} shim(s), ${
+      mb(fleetShimRss)
+    } MB`,
+  );
+
+  const cpu = await cpuPercent(pid, 5000);
+  f[`appliance CPU while idle with ${FLEET_FUNCTIONS} functions (% of one core, 5 s)`] = cpu
+    .toFixed(1);
+  env.ctx.log(`fleet: appliance CPU while idle ${cpu.toFixed(1)} % of one core`);
 
   const n = env.ctx.iterations(50);
-  const warmup = Math.min(50, Math.max(1, Math.round(n / 4)));
+  const warmup = warmupFor(n);
   const list = await measure(
     `GET /system/functions with ${FLEET_FUNCTIONS} functions`,
     async () => {
@@ -629,10 +686,30 @@ async function sumKb(pids: number[], what: "rss" | "pss"): Promise<number> {
   return total;
 }
 
+/** CPU time (user + system) a process used over `ms`, in % of one core. */
+async function cpuPercent(pid: number, ms: number): Promise<number> {
+  const hz = Number((await output("getconf", ["CLK_TCK"])).trim());
+  const ticks = async () => {
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    const stat = await output("cat", [`/proc/${pid}/stat`]);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  };
+  const t0 = await ticks();
+  const w0 = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  const used = (await ticks()) - t0;
+  return (used / hz) * 1000 / (performance.now() - w0) * 100;
+}
+
 function kbField(text: string, field: string): number {
   const m = text.match(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m"));
   if (!m) throw new Error(`no ${field} in /proc output`);
   return Number(m[1]);
+}
+
+function loadavg(): string {
+  return os.loadavg().map((l) => l.toFixed(2)).join(", ");
 }
 
 function mb(kb: number): string {
@@ -644,22 +721,116 @@ function settle(): Promise<void> {
   return new Promise((r) => setTimeout(r, 1500));
 }
 
-/** Requests per second of one wrk run; throws on errors or non-2xx answers. */
-async function wrk(url: string): Promise<number> {
+/** One wrk run: requests per second and wrk's latency percentiles (ms). */
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  /** Requests still unanswered after wrk's --timeout. */
+  timeouts: number;
+}
+
+function fmtWrk(r: WrkResult): string {
+  return `${r.rps.toFixed(0)} req/s (latency p50 ${r.p50.toFixed(2)} ms, p90 ${
+    r.p90.toFixed(2)
+  } ms, p99 ${r.p99.toFixed(2)} ms${r.timeouts ? `, ${r.timeouts} over 5 s` : ""})`;
+}
+
+/**
+ * Runs wrk against `url`; throws on connect, read or write errors and non-2xx answers. Requests
+ * slower than 5 s are counted, not fatal: busybox httpd listens with a backlog of 9, and a SYN
+ * it drops is sent again after 1 s, then 2 s (see docs/benchmarks.md).
+ */
+async function wrk(url: string): Promise<WrkResult> {
   const out = await output("wrk", [
     "-t1",
     `-c${WRK_CONNECTIONS}`,
     `-d${WRK_SECONDS}s`,
+    "--latency",
+    "--timeout",
+    "5s",
     url,
   ]);
   const rps = Number(out.match(/^Requests\/sec:\s+([\d.]+)/m)?.[1]);
   if (!Number.isFinite(rps) || rps <= 0) throw new Error(`wrk ${url}: no Requests/sec:\n${out}`);
   if (/Non-2xx or 3xx responses/.test(out)) throw new Error(`wrk ${url}: non-2xx answers:\n${out}`);
   const errs = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
-  if (errs && errs.slice(1).some((x) => Number(x) > 0)) {
+  if (errs && errs.slice(1, 4).some((x) => Number(x) > 0)) {
     throw new Error(`wrk ${url}: socket errors:\n${out}`);
   }
-  return rps;
+  return {
+    rps,
+    p50: wrkPercentile(out, "50%"),
+    p90: wrkPercentile(out, "90%"),
+    p99: wrkPercentile(out, "99%"),
+    timeouts: Number(errs?.[4] ?? 0),
+  };
+}
+
+/** A latency percentile from wrk --latency output, in ms. */
+function wrkPercentile(out: string, label: string): number {
+  const m = out.match(new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, "m"));
+  if (!m) return NaN;
+  return Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2] as "ms"];
+}
+
+// ---- other appliances on the same containerd ----
+
+/**
+ * Every appliance adopts, when it starts, the function containers of every containerd namespace
+ * (`FunctionManager.#adopt`), and restarts in its own network those whose IP it does not know.
+ * Another appliance on the same containerd (an e2e test of another session) would therefore lose
+ * its replicas to ours, and one that starts during our run takes ours. Before starting, wait
+ * (bounded) until no other namespace holds function containers.
+ */
+async function waitForNoForeignFunctions(client: Containerd, ctx: ScenarioContext) {
+  const deadline = Date.now() + 180_000;
+  for (let logged = false;;) {
+    const busy: string[] = [];
+    for (const { name } of await client.namespaces.list()) {
+      const fns = await client.containers.list(name, [`labels."${FUNCTION_LABEL}"`]);
+      if (fns.length > 0) busy.push(`${name} (${fns.length})`);
+    }
+    if (busy.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `function containers of another appliance are on this containerd: ${busy.join(", ")}. ` +
+          "Our appliance would adopt them and restart them in its own network; run the " +
+          "benchmark when they are gone",
+      );
+    }
+    if (!logged) ctx.log(`waiting for other appliances' functions to go: ${busy.join(", ")}`);
+    logged = true;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+/**
+ * Fails when our appliance adopted another namespace's functions, or a replica of ours exited
+ * other than in the crash figure (another appliance took it over, or it died): the figures of
+ * such a run are not to be trusted.
+ */
+function checkUndisturbed(log: string, ns: string): void {
+  const problems: string[] = [];
+  for (const line of log.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (e.msg === "adopted" && e.namespace !== ns) {
+      problems.push(`adopted function ${e.function} of namespace ${e.namespace}`);
+    }
+    if (e.msg === "replica exited, restarting" && !/^crash\d+-1-0$/.test(String(e.replica))) {
+      problems.push(`replica ${e.replica} exited outside the crash figure`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new Error(`the run was disturbed, its figures are not valid: ${problems.join("; ")}`);
+  }
 }
 
 // ---- after the run ----
@@ -691,4 +862,10 @@ async function leftovers(
   );
   if (dirs.includes(ns)) found.push(`/run/containerd/io.containerd.runtime.v2.task/${ns} left`);
   return found;
+}
+
+// A quarter of the timed count, at least one, at most 50: the first requests and containers pay
+// for V8's compilation of the appliance's paths and for cold caches.
+function warmupFor(n: number): number {
+  return Math.min(50, Math.max(1, Math.round(n / 4)));
 }
