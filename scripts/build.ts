@@ -78,9 +78,14 @@ export function commitLabel(revParse: string | undefined, porcelain: string): st
   return porcelain.trim() ? `${sha}-dirty` : sha;
 }
 
-/** The `--allow-*` / `--deny-*` flags of a deno.json task command line. */
+/**
+ * The runtime flags of a deno.json task command line that a compiled binary must carry too:
+ * `--allow-*` / `--deny-*` and `--v8-flags=…`.
+ */
 export function permissionFlags(taskCommand: string): string[] {
-  return taskCommand.split(/\s+/).filter((arg) => /^--(allow|deny)-[a-z-]+(=\S*)?$/.test(arg));
+  return taskCommand.split(/\s+/).filter((arg) =>
+    /^--(allow|deny)-[a-z-]+(=\S*)?$/.test(arg) || /^--v8-flags=\S+$/.test(arg)
+  );
 }
 
 /** Picks compile targets by short name; none means all. */

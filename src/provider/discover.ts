@@ -24,14 +24,24 @@ export interface FoundFunction {
   stale: Array<{ id: string; replica: number }>;
 }
 
-/** Lists every function in every containerd namespace; damaged records are logged and skipped. */
+/** The label naming the appliance (its data dir's owner ID) that created a replica. */
+export const OWNER_LABEL = "io.faasd-ts.owner";
+
+/**
+ * Lists the functions this appliance (`owner`) created, in every containerd namespace; damaged
+ * records are logged and skipped. Another appliance's replicas on the same containerd are left
+ * alone.
+ */
 export async function discoverFunctions(
   deps: { namespaces: Pick<Namespaces, "list">; containers: Pick<Containers, "list">; log: Logger },
-  desiredLabel: string,
+  opts: { desiredLabel: string; owner: string },
 ): Promise<FoundFunction[]> {
+  const desiredLabel = opts.desiredLabel;
   const out: FoundFunction[] = [];
   for (const { name: namespace } of await deps.namespaces.list()) {
-    const containers = await deps.containers.list(namespace, [`labels."${FUNCTION_LABEL}"`]);
+    const containers = await deps.containers.list(namespace, [
+      `labels."${FUNCTION_LABEL}",labels."${OWNER_LABEL}"==${opts.owner}`,
+    ]);
     const byName = new Map<
       string,
       Array<{ id: string; labels: Record<string, string>; rec: ReturnType<typeof decodeRecord> }>

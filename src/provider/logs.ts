@@ -41,6 +41,9 @@ export class LogCollector {
   readonly #dir: string;
   readonly #log: Logger;
   readonly #listeners = new Set<(r: LogRecord) => void>();
+  // Read positions per raw file, loaded from the .pos file once, then kept here: an idle
+  // replica then costs one stat per round.
+  readonly #positions = new Map<string, number>();
   #timer?: ReturnType<typeof setInterval>;
   #running = false;
 
@@ -81,7 +84,11 @@ export class LogCollector {
 
   /** Removes a function's logs (after it is deleted). */
   async remove(namespace: string, name: string): Promise<void> {
-    await rm(join(this.#dir, namespace, name), { recursive: true, force: true });
+    const dir = join(this.#dir, namespace, name);
+    for (const key of this.#positions.keys()) {
+      if (key.startsWith(dir + "/")) this.#positions.delete(key);
+    }
+    await rm(dir, { recursive: true, force: true });
   }
 
   /** The records matching a query; with `follow`, new ones as they arrive until aborted. */
@@ -131,8 +138,10 @@ export class LogCollector {
     const raw = join(base, `${instance}.log`);
     const posFile = join(base, `.${instance}.pos`);
     const size = (await stat(raw)).size;
-    let pos = Number(await readFile(posFile, "utf8").catch(() => "0")) || 0;
+    let pos = this.#positions.get(raw) ??
+      (Number(await readFile(posFile, "utf8").catch(() => "0")) || 0);
     if (size < pos) pos = 0; // truncated by someone else
+    this.#positions.set(raw, pos);
     if (size === pos) return;
     const fh = await open(raw, "r");
     let chunk: Uint8Array;
@@ -159,6 +168,7 @@ export class LogCollector {
       pos = 0;
     }
     await writeFile(posFile, String(pos));
+    this.#positions.set(raw, pos);
     if ((await stat(jsonl)).size > MAX_JSONL) await rename(jsonl, `${jsonl}.1`);
     for (const r of records) for (const l of this.#listeners) l(r);
   }

@@ -7,6 +7,7 @@
 
 import type { Containerd } from "../containerd/client.ts";
 import type { ContainerdEvent } from "../containerd/events.ts";
+import type { Mount } from "../containerd/types.ts";
 import {
   AlreadyExistsError,
   FailedPreconditionError,
@@ -18,7 +19,7 @@ import type { PullPolicy } from "../images/service.ts";
 import { parsePullPolicy, PULL_POLICY_LABEL } from "../images/service.ts";
 import type { Logger } from "../log.ts";
 import { containerId, encodeRecord, toFunctionStatus } from "./function_record.ts";
-import { discoverFunctions } from "./discover.ts";
+import { discoverFunctions, OWNER_LABEL } from "./discover.ts";
 import { readImageFiles } from "./image_files.ts";
 import { graceMs, scaleBounds } from "./scale_labels.ts";
 import { followTaskExits } from "./task_exits.ts";
@@ -69,6 +70,8 @@ export interface ManagerDeps {
   log: Logger;
   /** How long a new replica may take to accept connections (default 60 s). */
   readyTimeoutMs?: number;
+  /** This appliance's ID; its replicas carry it, and only those are adopted after a restart. */
+  owner: string;
 }
 
 type ReplicaState = "starting" | "ready" | "paused" | "stopping" | "crashed";
@@ -424,11 +427,15 @@ export class FunctionManager {
       secretsDir: this.#deps.secrets.dir(fn.namespace),
       annotations: { ...record.annotations, [SHIM_GROUP_ANNOTATION]: `faasd-ts.${fn.namespace}` },
     });
-    await createReplicaContainer(this.#replicaDeps(), ref, {
+    const mounts = await createReplicaContainer(this.#replicaDeps(), ref, {
       image: image.name,
       parentSnapshot: image.chainId,
       spec,
-      labels: { ...record.labels, [DESIRED_LABEL]: String(opts.desired ?? fn.desired) },
+      labels: {
+        ...record.labels,
+        [DESIRED_LABEL]: String(opts.desired ?? fn.desired),
+        [OWNER_LABEL]: this.#deps.owner,
+      },
     });
     const replica: Replica = {
       index,
@@ -439,7 +446,7 @@ export class FunctionManager {
       startedAt: Date.now(),
     };
     try {
-      await this.#startTask(fn, replica);
+      await this.#startTask(fn, replica, mounts);
     } catch (err) {
       await removeReplicaContainer(this.#replicaDeps(), ref).catch(() => {});
       throw err;
@@ -447,10 +454,10 @@ export class FunctionManager {
     return replica;
   }
 
-  async #startTask(fn: Fn, r: Replica): Promise<void> {
+  async #startTask(fn: Fn, r: Replica, mounts?: Mount[]): Promise<void> {
     r.state = "starting";
     r.startedAt = Date.now();
-    const started = await startReplicaTask(this.#replicaDeps(), r.ref);
+    const started = await startReplicaTask(this.#replicaDeps(), r.ref, mounts);
     r.ip = started.ip;
     r.pid = started.pid;
     this.#probe(fn, r);
@@ -568,9 +575,10 @@ export class FunctionManager {
     if (r.state === "stopping" || fn.deleted) return;
     r.state = "crashed";
     this.#notify(fn);
-    // Back off 100 ms, 200 ms, … up to 10 s; a replica that ran a minute starts over.
+    // The first restart is immediate; repeated crashes back off 100 ms, 200 ms, … up to 10 s.
+    // A replica that ran a minute starts over.
     if (Date.now() - r.startedAt > 60_000) r.restarts = 0;
-    const delay = Math.min(10_000, 100 * 2 ** r.restarts);
+    const delay = r.restarts === 0 ? 0 : Math.min(10_000, 100 * 2 ** (r.restarts - 1));
     r.restarts++;
     this.#log.warn("replica exited, restarting", { replica: r.ref.id, inMs: delay });
     clearTimeout(r.restartTimer);
@@ -633,7 +641,7 @@ export class FunctionManager {
         containers: this.#deps.containerd.containers,
         log: this.#log,
       },
-      DESIRED_LABEL,
+      { desiredLabel: DESIRED_LABEL, owner: this.#deps.owner },
     );
     for (const f of found) {
       const fn = newFn(f.deployment, f.namespace, {

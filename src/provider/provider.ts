@@ -103,6 +103,7 @@ export async function startProvider(opts: ProviderOptions) {
     paths,
     log,
     readyTimeoutMs: opts.readyTimeoutMs,
+    owner: await ownerId(paths.root),
   });
   await manager.start();
   logs.start();
@@ -148,6 +149,19 @@ export async function startProvider(opts: ProviderOptions) {
       logs.close();
     },
   };
+}
+
+/**
+ * This appliance's ID, made once and kept in the data dir: several appliances (or tests) sharing
+ * one containerd each adopt only their own replicas.
+ */
+export async function ownerId(dir: string): Promise<string> {
+  const file = join(dir, "owner");
+  const existing = (await readFile(file, "utf8").catch(() => "")).trim();
+  if (/^[a-z0-9-]{8,64}$/.test(existing)) return existing;
+  const id = crypto.randomUUID();
+  await writeFile(file, id + "\n", { mode: 0o600 });
+  return id;
 }
 
 /** The /etc/hosts replicas get: localhost, and the gateway under a stable name. */

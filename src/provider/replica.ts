@@ -10,6 +10,7 @@ import type { Containers } from "../containerd/containers.ts";
 import type { Leases } from "../containerd/leases.ts";
 import type { Snapshots } from "../containerd/snapshots.ts";
 import type { ExitResult, Tasks } from "../containerd/tasks.ts";
+import type { Mount } from "../containerd/types.ts";
 import { NotFoundError, TimeoutError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
@@ -58,11 +59,11 @@ export async function createReplicaContainer(
     spec: Record<string, unknown>;
     labels: Record<string, string>;
   },
-): Promise<void> {
+): Promise<Mount[]> {
   // Prepare and Create under one lease: GC would otherwise collect the snapshot in between.
   const lease = await deps.leases.create(ref.namespace, { expireMs: 3600_000 });
   try {
-    await deps.snapshots.prepare(ref.namespace, ref.id, opts.parentSnapshot, {}, {
+    const mounts = await deps.snapshots.prepare(ref.namespace, ref.id, opts.parentSnapshot, {}, {
       lease: lease.id,
     });
     await deps.containers.create(ref.namespace, {
@@ -72,6 +73,7 @@ export async function createReplicaContainer(
       labels: opts.labels,
       snapshotKey: ref.id,
     }, { lease: lease.id });
+    return mounts;
   } catch (err) {
     await deps.snapshots.remove(ref.namespace, ref.id).catch(() => {});
     throw err;
@@ -91,10 +93,15 @@ export interface StartedTask {
  * Creates and starts the container's task: runc creates the network namespace, CNI attaches it
  * (so the network is up before the function's process runs), then the process starts.
  */
-export async function startReplicaTask(deps: ReplicaDeps, ref: ReplicaRef): Promise<StartedTask> {
+export async function startReplicaTask(
+  deps: ReplicaDeps,
+  ref: ReplicaRef,
+  /** The snapshot's mounts when the caller has them (a fresh container); else asked for. */
+  knownMounts?: Mount[],
+): Promise<StartedTask> {
   const { namespace, id } = ref;
   await mkdir(join(ref.logFile, ".."), { recursive: true });
-  const mounts = await deps.snapshots.mounts(namespace, id);
+  const mounts = knownMounts ?? await deps.snapshots.mounts(namespace, id);
   const stdio = `file://${ref.logFile}`;
   const pid = await deps.tasks.create(namespace, id, mounts, { stdout: stdio, stderr: stdio });
   let ip: string;
