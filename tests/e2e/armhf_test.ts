@@ -5,11 +5,12 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Containerd } from "../../src/containerd/client.ts";
+import { removeTestNetwork, testNetwork } from "../fixtures/appliance.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WRAPPER = `${ROOT}dist/armhf/faasd`;
@@ -120,8 +121,12 @@ Deno.test("build:armhf bundles faasd for Node.js and its launcher runs it", asyn
 
   await t.step("up serves /healthz through node:http and stops on SIGTERM", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "faasd-armhf-up-"));
+    const network = testNetwork();
     const child = new Deno.Command(WRAPPER, {
-      args: ["up", "--data-dir", dataDir, "--port", "0"],
+      args: [
+        ...["up", "--data-dir", dataDir, "--port", "0", "--provider-port", "0"],
+        ...["--bridge", network.bridge, "--subnet", network.subnet],
+      ],
       cwd: ROOT,
       stdout: "null",
       stderr: "piped",
@@ -146,7 +151,7 @@ Deno.test("build:armhf bundles faasd for Node.js and its launcher runs it", asyn
         child.kill("SIGKILL");
       } catch { /* already gone */ }
       await reader.cancel().catch(() => {});
-      await rm(dataDir, { recursive: true, force: true });
+      await removeTestNetwork(network, dataDir);
     }
   });
 });
