@@ -134,7 +134,7 @@ export class RegistryClient {
   ): Promise<Response> {
     const fetcher = this.#opts.fetchFor?.(endpoint.host) ?? fetch;
     const timeout = AbortSignal.timeout(this.#opts.timeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    const signal = init.signal ? eitherSignal(init.signal, timeout) : timeout;
     try {
       return await fetcher(url, { ...init, redirect: "manual", signal });
     } catch (err) {
@@ -527,4 +527,17 @@ function skipBytes(body: ReadableStream<Uint8Array>, n: number): ReadableStream<
       },
     }),
   );
+}
+
+// AbortSignal.any arrived in Node.js 20.3; the armhf build runs on Node.js 18 too.
+function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  const c = new AbortController();
+  const abort = (s: AbortSignal) => () => c.abort(s.reason);
+  if (a.aborted) c.abort(a.reason);
+  else if (b.aborted) c.abort(b.reason);
+  else {
+    a.addEventListener("abort", abort(a), { once: true });
+    b.addEventListener("abort", abort(b), { once: true });
+  }
+  return c.signal;
 }

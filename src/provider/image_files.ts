@@ -4,6 +4,7 @@
  * directories, searched here top layer first (whiteouts respected).
  */
 
+import { randomUUID } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Leases } from "../containerd/leases.ts";
@@ -27,7 +28,7 @@ export async function readImageFiles(
   paths: string[],
 ): Promise<Record<string, string | undefined>> {
   return await deps.leases.with(namespace, async (lease) => {
-    const key = `files-${crypto.randomUUID()}`;
+    const key = `files-${randomUUID()}`;
     const mounts = await deps.snapshots.view(namespace, key, chainId, {}, { lease });
     try {
       const dirs = layerDirs(mounts);

@@ -3,6 +3,7 @@
  * replicas mount, the secret store, namespaces, the function manager and its HTTP routes.
  */
 
+import { randomUUID } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gatewayIp, renderConflist } from "../cni/conflist.ts";
@@ -159,7 +160,7 @@ export async function ownerId(dir: string): Promise<string> {
   const file = join(dir, "owner");
   const existing = (await readFile(file, "utf8").catch(() => "")).trim();
   if (/^[a-z0-9-]{8,64}$/.test(existing)) return existing;
-  const id = crypto.randomUUID();
+  const id = randomUUID();
   await writeFile(file, id + "\n", { mode: 0o600 });
   return id;
 }
