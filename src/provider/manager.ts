@@ -510,9 +510,12 @@ export class FunctionManager {
       const used = new Set(fn.replicas.map((r) => r.index));
       const indices: number[] = [];
       for (let i = 0; indices.length < n - live().length; i++) if (!used.has(i)) indices.push(i);
-      const image = fn.image ?? await this.#image(fn.deployment, fn.namespace);
+      // The image is looked up only when a replica must be created (not to resume one).
+      const image = indices.length > 0
+        ? fn.image ?? (fn.image = await this.#image(fn.deployment, fn.namespace))
+        : undefined;
       const created = await Promise.all(
-        indices.map((i) => this.#createReplica(fn, i, fn.generation, fn.deployment, image)),
+        indices.map((i) => this.#createReplica(fn, i, fn.generation, fn.deployment, image!)),
       );
       fn.replicas.push(...created);
       const extra = live().sort((a, b) => b.index - a.index).slice(
@@ -623,9 +626,21 @@ export class FunctionManager {
     for (const fn of this.#fns.values()) {
       for (const r of fn.replicas) {
         if (r.state === "stopping" || r.state === "crashed") continue;
-        const task = await this.#deps.containerd.tasks.get(fn.namespace, r.ref.id).catch(() =>
-          undefined
-        );
+        let task;
+        try {
+          task = await this.#deps.containerd.tasks.get(fn.namespace, r.ref.id);
+        } catch (err) {
+          // Right after a restart containerd may still be reconnecting to the shim ("ttrpc:
+          // closed"): only a task that is really gone counts as a crash; an exit in the
+          // meantime still arrives as an event.
+          if (!(err instanceof NotFoundError)) {
+            this.#log.warn("cannot check a replica after reconnecting", {
+              replica: r.ref.id,
+              err: String(err),
+            });
+            continue;
+          }
+        }
         if (!task || task.status === "STOPPED" || task.pid !== r.pid) this.#crashed(fn, r);
       }
     }

@@ -156,15 +156,18 @@ export async function stopReplicaTask(
       ]);
     }
   }
-  // Release the IP whether or not the task was still there (after a crash it is not).
-  await deps.network.del(ref.networkId, task ? `/proc/${task.pid}/ns/net` : "").catch((err) => {
-    deps.log.warn("CNI DEL failed", { replica: id, err: String(err) });
-  });
-  if (task) {
-    await deps.tasks.delete(namespace, id).catch((err) => {
-      if (!(err instanceof NotFoundError)) throw err;
-    });
-  }
+  // Release the IP whether or not the task was still there (after a crash it is not), at the
+  // same time as the task is deleted: neither needs the other.
+  await Promise.all([
+    deps.network.del(ref.networkId, task ? `/proc/${task.pid}/ns/net` : "").catch((err) => {
+      deps.log.warn("CNI DEL failed", { replica: id, err: String(err) });
+    }),
+    task
+      ? deps.tasks.delete(namespace, id).catch((err) => {
+        if (!(err instanceof NotFoundError)) throw err;
+      })
+      : undefined,
+  ]);
 }
 
 /** Removes the container and its snapshot (the task must be gone). */

@@ -100,7 +100,11 @@ Deno.test("recovery: functions survive a containerd restart and crashes after it
     const tasks = await client.tasks.list(ns);
     assert.equal(tasks.length, 2);
     // A crash after the restart is seen (the event stream reconnected) and repaired.
-    await client.tasks.kill(ns, tasks[0].id, 9, { all: true });
+    // containerd may still be reconnecting to the shim ("ttrpc: closed") just after its restart.
+    await until("the kill to reach the task", async () => {
+      await client.tasks.kill(ns, tasks[0].id, 9, { all: true });
+      return true;
+    });
     await until("the crashed replica to be restarted", async () => {
       const t = await client.tasks.get(ns, tasks[0].id);
       return t.status === "RUNNING" && t.pid !== tasks[0].pid;
