@@ -33,6 +33,9 @@ export interface LogQuery {
 }
 
 const POLL_MS = 250;
+// With nothing new, the pause between rounds doubles up to this: idle functions cost little CPU,
+// and new output is still seen within a second (queries collect at once anyway).
+const MAX_POLL_MS = 1000;
 const MAX_JSONL = 2 * 1024 * 1024;
 const MAX_RAW = 1024 * 1024;
 
@@ -44,22 +47,32 @@ export class LogCollector {
   // Read positions per raw file, loaded from the .pos file once, then kept here: an idle
   // replica then costs one stat per round.
   readonly #positions = new Map<string, number>();
-  #timer?: ReturnType<typeof setInterval>;
+  #timer?: ReturnType<typeof setTimeout>;
   #running = false;
+  #closed = false;
+  #found = false;
 
   constructor(dir: string, log: Logger) {
     this.#dir = dir;
     this.#log = log.child({ component: "logs" });
   }
 
-  /** Starts collecting every `POLL_MS`. */
+  /** Starts collecting: every `POLL_MS` while there is output, less often while there is none. */
   start(): void {
-    this.#timer = setInterval(() => void this.collect(), POLL_MS);
+    let delay = POLL_MS;
+    const round = async () => {
+      this.#found = false;
+      await this.collect().catch(() => {});
+      delay = this.#found ? POLL_MS : Math.min(MAX_POLL_MS, delay * 2);
+      if (!this.#closed) this.#timer = setTimeout(round, delay);
+    };
+    this.#timer = setTimeout(round, delay);
   }
 
   /** Stops collecting. */
   close(): void {
-    clearInterval(this.#timer);
+    this.#closed = true;
+    clearTimeout(this.#timer);
   }
 
   /** Reads new output of every replica once (also called by queries, so they see fresh lines). */
@@ -143,6 +156,7 @@ export class LogCollector {
     if (size < pos) pos = 0; // truncated by someone else
     this.#positions.set(raw, pos);
     if (size === pos) return;
+    this.#found = true;
     const fh = await open(raw, "r");
     let chunk: Uint8Array;
     try {
