@@ -127,6 +127,16 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
       assert.equal(echoed.text, "ping");
     });
 
+    await t.step(
+      'a replica reaches the gateway by the name "gateway" (hosts file, bridge)',
+      async () => {
+        const port = new URL(app.url).port;
+        const res = await invoke(app, fn, `/cgi-bin/call?${port}`);
+        assert.match(res.text, /^HTTP\/1\.[01] 200/);
+        assert.match(res.text, /\r\n\r\nOK\n$/);
+      },
+    );
+
     await t.step("logs: lines a replica writes are served as NDJSON, and followed", async () => {
       const marker = `m-${randomBytes(4).toString("hex")}`;
       await invoke(app, fn, `/cgi-bin/log?${marker}`);
