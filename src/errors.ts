@@ -73,8 +73,3 @@ export class NotImplementedError extends Error {
 export class UsageError extends Error {
   override name = "UsageError";
 }
-
-/** Returns the message of anything thrown, for logs and user-facing errors. */
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

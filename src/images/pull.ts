@@ -245,8 +245,13 @@ async function readIfPresent(
   namespace: string,
   desc: Descriptor,
 ): Promise<Uint8Array | undefined> {
-  if (!(await has(content, namespace, desc.digest))) return undefined;
-  return await content.readAll(namespace, desc.digest);
+  // One round trip: a missing blob answers NotFound to the read itself.
+  try {
+    return await content.readAll(namespace, desc.digest);
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
 }
 
 /**

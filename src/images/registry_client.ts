@@ -5,6 +5,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { collectBytes } from "../bytes.ts";
 import type { Descriptor } from "../containerd/types.ts";
 import {
   InvalidArgumentError,
@@ -350,19 +351,11 @@ export class Repository {
         `blob ${desc.digest} is too large to read (${desc.size} bytes)`,
       );
     }
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for await (const chunk of await this.fetchBlob(desc, { signal })) {
-      total += chunk.length;
-      if (total > desc.size) break;
-      parts.push(chunk);
-    }
-    const bytes = new Uint8Array(Math.min(total, desc.size + 1));
-    let at = 0;
-    for (const p of parts) {
-      bytes.set(p.subarray(0, bytes.length - at), at);
-      at += p.length;
-    }
+    // A registry sending more than the descriptor says is cut off, not buffered.
+    const bytes = await collectBytes(await this.fetchBlob(desc, { signal }), {
+      limit: desc.size,
+      what: `blob ${desc.digest} from ${this.endpoint.host}`,
+    });
     verifyDigest(bytes, desc, this.endpoint.host);
     return bytes;
   }
@@ -443,10 +436,8 @@ function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
 }
 
-async function readLimited(res: Response, limit: number, what: string): Promise<Uint8Array> {
-  const buf = new Uint8Array(await res.arrayBuffer());
-  if (buf.length > limit) throw new InvalidArgumentError(`${what} is larger than ${limit} bytes`);
-  return buf;
+function readLimited(res: Response, limit: number, what: string): Promise<Uint8Array> {
+  return res.body ? collectBytes(res.body, { limit, what }) : Promise.resolve(new Uint8Array(0));
 }
 
 /** The registry's error text: `CODE: message` from its JSON body, or the raw text. */

@@ -33,6 +33,8 @@ export interface StoredImage {
   chainId: string;
   /** Compressed size: manifest, config and layers. */
   size: number;
+  /** The image config's `config` object (Entrypoint, Cmd, Env, User, …). */
+  runConfig: Record<string, unknown>;
 }
 
 /** Arguments of {@link storeManifestChain}. */
@@ -119,6 +121,7 @@ export async function storeManifestChain(a: ChainArgs): Promise<Omit<StoredImage
     }),
     layers: manifest.layers,
     chainId,
+    runConfig: config.config ?? {},
     size: manifestDesc.size + manifest.config.size +
       manifest.layers.reduce((n, l) => n + l.size, 0),
   };
@@ -195,6 +198,7 @@ export async function inspectImage(
     }),
     layers: doc.manifest.layers,
     chainId: chainIds(diffIds).at(-1) ?? "",
+    runConfig: config.config ?? {},
     size: manifestDesc.size + doc.manifest.config.size +
       doc.manifest.layers.reduce((n, l) => n + l.size, 0),
     unpacked: await isUnpacked(deps.snapshots, namespace, diffIds),

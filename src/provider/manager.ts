@@ -55,7 +55,7 @@ export interface ImageSource {
   ensure(
     ref: string,
     opts: { namespace: string; policy: PullPolicy },
-  ): Promise<{ name: string; chainId: string; config: { digest: string } }>;
+  ): Promise<{ name: string; chainId: string; runConfig: Record<string, unknown> }>;
 }
 
 /** Dependencies of the manager. */
@@ -376,9 +376,8 @@ export class FunctionManager {
         cause: err,
       });
     }
-    const bytes = await this.#deps.containerd.content.readAll(namespace, img.config.digest);
-    const doc = JSON.parse(new TextDecoder().decode(bytes)) as { config?: ImageProcessConfig };
-    const config = doc.config ?? {};
+    // ensure() has read the image config already.
+    const config = img.runConfig as ImageProcessConfig;
     // A USER given by name (OpenFaaS templates use "app") needs the image's passwd and group.
     let files: Record<string, string | undefined> = {};
     if (config.User && !/^\d+(:\d+)?$/.test(config.User)) {
