@@ -49,12 +49,12 @@ export class FunctionNamespaces {
 
   /** One namespace; NotFoundError unless it exists and is labelled for functions. */
   async get(name: string): Promise<FunctionNamespace> {
-    if (name === DEFAULT_NAMESPACE) {
+    // One round trip in the common case; openfaas-fn is created the first time it is needed.
+    const ns = await this.deps.namespaces.get(name).catch(async (err) => {
+      if (!(err instanceof NotFoundError)) throw err;
+      if (name !== DEFAULT_NAMESPACE) throw new NotFoundError(`namespace "${name}" not found`);
       await this.deps.namespaces.ensure(DEFAULT_NAMESPACE, { openfaas: "1" });
-    }
-    const ns = await this.deps.namespaces.get(name).catch((err) => {
-      if (err instanceof NotFoundError) throw new NotFoundError(`namespace "${name}" not found`);
-      throw err;
+      return await this.deps.namespaces.get(name);
     });
     if (!isFunctionNamespace(ns.name, ns.labels)) {
       throw new NotFoundError(`namespace "${name}" not found (it is not labelled openfaas=1)`);

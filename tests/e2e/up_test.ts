@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Containerd } from "../../src/containerd/client.ts";
 import { removeTestNetwork, startAppliance } from "../fixtures/appliance.ts";
 
 Deno.test("faasd up serves health and auth-protected system info, and stops on SIGTERM", async () => {
@@ -31,6 +32,22 @@ Deno.test("faasd up serves health and auth-protected system info, and stops on S
     assert.equal(body.provider.provider, "faasd-ts");
     assert.equal(body.provider.orchestration, "containerd");
     assert.ok(body.arch);
+
+    // The default namespace is created when it is first used.
+    const client = await Containerd.connect({ socket: "/run/containerd/containerd.sock" });
+    const hadDefault = (await client.namespaces.list()).some((n) => n.name === "openfaas-fn");
+    try {
+      const list = await fetch(`${app.url}/system/functions`, {
+        headers: { authorization: app.auth },
+      });
+      assert.equal(list.status, 200);
+      assert.deepEqual(await list.json(), []);
+      const ns = await client.namespaces.get("openfaas-fn");
+      assert.equal(ns.labels.openfaas, "1");
+    } finally {
+      if (!hadDefault) await client.namespaces.delete("openfaas-fn").catch(() => {});
+      client.close();
+    }
 
     assert.equal(await app.stop(), 0, app.log());
     assert.match(app.log(), /"msg":"stopping".*"signal":"SIGTERM"/);
