@@ -1,6 +1,6 @@
 /** containerd namespaces: the unit of isolation for containers, images, content and snapshots. */
 
-import { AlreadyExistsError } from "../errors.ts";
+import { AlreadyExistsError, NotFoundError } from "../errors.ts";
 import type { CallOptions, Rpc } from "./rpc.ts";
 import { labelMask, labelsToSet } from "./types.ts";
 
@@ -32,7 +32,16 @@ export class Namespaces {
   /** Gets one namespace; NotFoundError when it does not exist. */
   async get(name: string, opts: Opts = {}): Promise<Namespace> {
     const res = await this.rpc.unary<{ namespace: WireNamespace }>(SVC, "Get", { name }, opts);
-    return toNamespace(res.namespace);
+    const ns = toNamespace(res.namespace);
+    // containerd 1.6 answers Get for a namespace that does not exist with an empty one, so an
+    // unlabelled answer is checked against the list.
+    if (Object.keys(ns.labels).length === 0) {
+      const all = await this.list(opts);
+      if (!all.some((n) => n.name === name)) {
+        throw new NotFoundError(`namespace "${name}" not found`);
+      }
+    }
+    return ns;
   }
 
   /** Creates a namespace; AlreadyExistsError when it exists. */

@@ -186,6 +186,8 @@ Deno.test("containerd client runs, pauses, kills and cleans up tasks in a fresh 
 
     await t.step("errors arrive as our classes", async () => {
       await assert.rejects(client.containers.get(ns, "missing"), NotFoundError);
+      // containerd itself answers Get for a missing namespace with an empty one.
+      await assert.rejects(client.namespaces.get(`${ns}-missing`), NotFoundError);
       await assert.rejects(client.namespaces.create(ns), AlreadyExistsError);
       await assert.rejects(client.namespaces.delete(ns), FailedPreconditionError);
     });
