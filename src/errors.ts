@@ -73,3 +73,13 @@ export class NotImplementedError extends Error {
 export class UsageError extends Error {
   override name = "UsageError";
 }
+
+/** A request body was larger than the configured limit (HTTP 413). */
+export class PayloadTooLargeError extends Error {
+  override name = "PayloadTooLargeError";
+}
+
+/** The route exists but not for this HTTP method (HTTP 405). */
+export class MethodNotAllowedError extends Error {
+  override name = "MethodNotAllowedError";
+}

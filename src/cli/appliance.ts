@@ -10,12 +10,13 @@ import type { ResolvedConfig } from "../config/config.ts";
 import { Containerd } from "../containerd/client.ts";
 import { PermissionDeniedError } from "../errors.ts";
 import { basicAuthChecker, unauthorized } from "../gateway/auth.ts";
-import { createGatewayHandler } from "../gateway/router.ts";
+import { startGateway } from "../gateway/gateway.ts";
 import { createImageService } from "../images/service.ts";
 import { credentialPaths, ensureCredentials } from "../install/credentials.ts";
 import { createLogger } from "../log.ts";
 import { serve } from "../platform/http.ts";
 import { startProvider } from "../provider/provider.ts";
+import { parseDuration } from "../provider/scale_labels.ts";
 import type { Io } from "./command.ts";
 
 /** Runs the appliance in the foreground; resolves with the exit code after a signal. */
@@ -49,6 +50,7 @@ export async function runAppliance(
       bridge: config.bridge,
       subnet: config.subnet,
       dns: config.dns ? config.dns.split(",") : [],
+      upstreamTimeoutMs: parseDuration(config.upstreamTimeout),
       info: { release: BUILD_INFO.version, sha: BUILD_INFO.sha, arch: machine() },
       log,
     });
@@ -64,9 +66,10 @@ export async function runAppliance(
       const servers = [
         await serve(providerHandler, { port: config.providerPort, signal: stop.signal }),
       ];
+      let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
       if (mode === "up") {
-        const gateway = createGatewayHandler({ checkAuth, provider: provider.handler, log });
-        servers.unshift(await serve(gateway, { port: config.port, signal: stop.signal }));
+        gateway = await startGateway({ config, provider, checkAuth, log });
+        servers.unshift(await serve(gateway.handler, { port: config.port, signal: stop.signal }));
       }
       const [main] = servers;
       log.info(mode === "up" ? "gateway listening" : "provider listening", {
@@ -83,6 +86,7 @@ export async function runAppliance(
           `--password-stdin --gateway http://127.0.0.1:${main.port}\n\n`,
       );
       await Promise.all(servers.map((s) => s.finished));
+      await gateway?.close();
       log.info("servers stopped");
     } finally {
       provider.close();

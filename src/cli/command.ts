@@ -104,6 +104,28 @@ export const NETWORK_FLAGS: Record<string, Flag> = {
   },
 };
 
+/** Flags of the gateway (`faasd up`). */
+export const GATEWAY_FLAGS: Record<string, Flag> = {
+  queue: {
+    type: "string",
+    valueName: "BACKEND",
+    config: "queue",
+    description: "async queue: file (a journal under the data dir) or nats://HOST:PORT",
+  },
+  "upstream-timeout": {
+    type: "string",
+    valueName: "DURATION",
+    config: "upstreamTimeout",
+    description: "how long a function may take to answer",
+  },
+  "max-body-size": {
+    type: "string",
+    valueName: "SIZE",
+    config: "maxBodySize",
+    description: "largest request body accepted (413 above it)",
+  },
+};
+
 /** A port flag backed by a config key. */
 export function portFlag(config: "port" | "providerPort", description: string): Flag {
   return { type: "string", valueName: "PORT", config, description };

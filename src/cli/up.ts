@@ -1,7 +1,14 @@
 /** `faasd up`: the appliance in one process — the gateway, and the provider API next to it. */
 
 import { runAppliance } from "./appliance.ts";
-import { type Command, commandConfig, COMMON_FLAGS, NETWORK_FLAGS, portFlag } from "./command.ts";
+import {
+  type Command,
+  commandConfig,
+  COMMON_FLAGS,
+  GATEWAY_FLAGS,
+  NETWORK_FLAGS,
+  portFlag,
+} from "./command.ts";
 
 /** Creates the `up` command. */
 export function upCommand(): Command {
@@ -13,11 +20,11 @@ export function upCommand(): Command {
 Runs the appliance in the foreground until SIGINT or SIGTERM: the gateway on --port and the
 provider API on --provider-port. On first start it creates the admin credentials under
 <data-dir>/secrets and prints how to log in with faas-cli. Functions deployed before are
-re-adopted, running ones kept as they are. Async invocations, metrics and the UI arrive with
-issue #5.`,
+re-adopted, running ones kept as they are.`,
     flags: {
       ...COMMON_FLAGS,
       ...NETWORK_FLAGS,
+      ...GATEWAY_FLAGS,
       port: portFlag("port", "gateway port"),
       "provider-port": portFlag("providerPort", "provider API port"),
     },

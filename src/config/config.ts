@@ -23,6 +23,12 @@ export interface ResolvedConfig {
   readonly subnet: string;
   /** DNS servers for functions, comma-separated; empty means the host's resolvers. */
   readonly dns: string;
+  /** Async queue backend: `file` (a journal under the data dir) or a `nats://host:port` URL. */
+  readonly queue: string;
+  /** How long a function may take to answer (Go-style duration, `65s`, `2m`). */
+  readonly upstreamTimeout: string;
+  /** Largest request body the gateway accepts (`20Mi`, `1Gi`, plain bytes). */
+  readonly maxBodySize: string;
 }
 
 /** Values as they arrive from flags or the environment, before validation. */
@@ -38,6 +44,9 @@ export const DEFAULTS: ResolvedConfig = Object.freeze({
   bridge: "openfaas0",
   subnet: "10.62.0.0/16",
   dns: "",
+  queue: "file",
+  upstreamTimeout: "65s",
+  maxBodySize: "20Mi",
 });
 
 /** The environment variable that may set each option, named in `--help`. */
@@ -50,6 +59,9 @@ export const ENV_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object.
   bridge: "FAASD_BRIDGE",
   subnet: "FAASD_SUBNET",
   dns: "FAASD_DNS",
+  queue: "FAASD_QUEUE",
+  upstreamTimeout: "FAASD_UPSTREAM_TIMEOUT",
+  maxBodySize: "FAASD_MAX_BODY_SIZE",
 });
 
 /** The command-line flag for each option, used in error messages. */
@@ -62,6 +74,9 @@ export const FLAG_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object
   bridge: "--bridge",
   subnet: "--subnet",
   dns: "--dns",
+  queue: "--queue",
+  upstreamTimeout: "--upstream-timeout",
+  maxBodySize: "--max-body-size",
 });
 
 /**
@@ -99,7 +114,11 @@ export function resolveConfig(
     return n;
   };
 
-  const text = (key: "bridge" | "subnet" | "dns", re: RegExp, what: string): string => {
+  const text = (
+    key: "bridge" | "subnet" | "dns" | "queue" | "upstreamTimeout" | "maxBodySize",
+    re: RegExp,
+    what: string,
+  ): string => {
     const v = pick(key);
     if (!v) return DEFAULTS[key];
     if (!re.test(v.value)) {
@@ -131,6 +150,17 @@ export function resolveConfig(
       "dns",
       /^((\d{1,3}\.){3}\d{1,3})(,(\d{1,3}\.){3}\d{1,3})*$|^$/,
       "comma-separated IPv4 addresses",
+    ),
+    queue: text("queue", /^file$|^nats:\/\/[^\s/]+\/?$/, "file or a nats://host:port URL"),
+    upstreamTimeout: text(
+      "upstreamTimeout",
+      /^(\d+(\.\d+)?(ms|s|m|h))+$/,
+      "a duration such as 65s or 2m",
+    ),
+    maxBodySize: text(
+      "maxBodySize",
+      /^\d+(Ki|Mi|Gi|k|M|G)?$/,
+      "a size in bytes, optionally with Ki, Mi, Gi, k, M or G",
     ),
   });
 }

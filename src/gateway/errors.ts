@@ -6,8 +6,10 @@ import {
   ConflictError,
   FailedPreconditionError,
   InvalidArgumentError,
+  MethodNotAllowedError,
   NotFoundError,
   NotImplementedError,
+  PayloadTooLargeError,
   TimeoutError,
   UnauthenticatedError,
   UnavailableError,
@@ -20,8 +22,10 @@ export function statusFor(err: unknown): number {
   if (err instanceof InvalidArgumentError) return 400;
   if (err instanceof UnauthenticatedError) return 401;
   if (err instanceof NotFoundError) return 404;
+  if (err instanceof MethodNotAllowedError) return 405;
   if (err instanceof AlreadyExistsError || err instanceof ConflictError) return 409;
   if (err instanceof FailedPreconditionError) return 412;
+  if (err instanceof PayloadTooLargeError) return 413;
   if (err instanceof UnprocessableError) return 422;
   if (err instanceof NotImplementedError) return 501;
   if (err instanceof BadGatewayError) return 502;

@@ -145,6 +145,11 @@ export async function startProvider(opts: ProviderOptions) {
   return {
     handler,
     manager: fns,
+    /** Calls a function through the proxy (what `/function/…` does), for the gateway. */
+    proxy,
+    secrets,
+    namespaces,
+    logs,
     close: () => {
       fns.close();
       logs.close();

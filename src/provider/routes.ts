@@ -4,12 +4,19 @@
  * codes in gateway/errors.ts only.
  */
 
-import { InvalidArgumentError, NotFoundError, UnprocessableError } from "../errors.ts";
+import { collectBytes } from "../bytes.ts";
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnprocessableError,
+} from "../errors.ts";
 import { errorResponse } from "../gateway/errors.ts";
 import type { Logger } from "../log.ts";
 import type { LogQuery, LogRecord } from "./logs.ts";
 import type { SecretStore } from "./secrets.ts";
 import { validateSecretName } from "./secrets.ts";
+import { parseFunctionPath } from "./function_path.ts";
 import type { FunctionDeployment, FunctionStatus } from "./types.ts";
 import { DEFAULT_NAMESPACE } from "./types.ts";
 
@@ -68,15 +75,8 @@ export function createProviderHandler(
     const method = req.method;
     try {
       if (path === "/healthz") return new Response("OK\n");
-      const fn = path.match(/^\/function\/([^/.]+)(?:\.([^/]+))?(\/.*)?$/);
-      if (fn && deps.proxy) {
-        return await deps.proxy(
-          req,
-          fn[1],
-          fn[2] ?? DEFAULT_NAMESPACE,
-          (fn[3] ?? "/") + url.search,
-        );
-      }
+      const fn = deps.proxy && parseFunctionPath("function", path);
+      if (fn) return await deps.proxy!(req, fn.name, fn.namespace, fn.path + url.search);
       if (path === "/system/info" && method === "GET") {
         const version = { release: deps.info.release, sha: deps.info.sha };
         return json({
@@ -258,14 +258,28 @@ async function namespace(deps: ProviderRouteDeps, req: Request, name: string): P
   throw new NotFoundError(`no route for ${req.method} /system/namespace/${name}`);
 }
 
+/** The largest JSON body the provider API reads (a secret's value is the biggest thing sent). */
+export const MAX_JSON_BYTES = 16 * 1024 * 1024;
+
 async function readJson(req: Request): Promise<unknown> {
-  const text = await req.text();
+  const declared = Number(req.headers.get("content-length") ?? 0);
+  if (declared > MAX_JSON_BYTES) throw jsonTooLarge();
+  const bytes = req.body
+    ? await collectBytes(req.body, { limit: MAX_JSON_BYTES }).catch((err) => {
+      throw err instanceof InvalidArgumentError ? jsonTooLarge() : err;
+    })
+    : new Uint8Array();
+  const text = new TextDecoder().decode(bytes);
   if (text.trim() === "") return {};
   try {
     return JSON.parse(text);
   } catch {
     throw new InvalidArgumentError("request body is not valid JSON");
   }
+}
+
+function jsonTooLarge(): PayloadTooLargeError {
+  return new PayloadTooLargeError(`request body is larger than ${MAX_JSON_BYTES} bytes`);
 }
 
 function withNamespace(body: unknown, q: URLSearchParams): unknown {
