@@ -13,9 +13,11 @@ cd "$here"
 
 # What the appliance and its tests use from Debian: containerd and runc run functions, the CNI
 # plugins network them, busybox-static and docker-registry let tests build and serve images, and
-# apache2-utils' htpasswd writes the bcrypt entries of the test registry behind basic auth.
+# apache2-utils' htpasswd writes the bcrypt entries of the test registry behind basic auth;
+# nats-server backs the JetStream queue test, prometheus scrapes /metrics in a test, and chromium
+# drives the web UI tests (through playwright-core).
 PACKAGES=(containerd runc containernetworking-plugins iptables iproute2 busybox-static
-  docker-registry apache2-utils ca-certificates git)
+  docker-registry apache2-utils ca-certificates git nats-server prometheus chromium)
 SOCKET=/run/containerd/containerd.sock
 
 say() { printf 'dev.sh: %s\n' "$*" >&2; }
