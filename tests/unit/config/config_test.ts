@@ -30,6 +30,17 @@ Deno.test("resolveConfig() prefers flags, then env, then defaults", async (t) =>
       want: { ...DEFAULTS, bridge: "fn0", subnet: "10.99.0.0/24", dns: "1.1.1.1,9.9.9.9" },
     },
     {
+      name: "gateway options from flags and env",
+      flags: { queue: "nats://127.0.0.1:4222", maxBodySize: "1Mi" },
+      env: { FAASD_UPSTREAM_TIMEOUT: "2m30s" },
+      want: {
+        ...DEFAULTS,
+        queue: "nats://127.0.0.1:4222",
+        maxBodySize: "1Mi",
+        upstreamTimeout: "2m30s",
+      },
+    },
+    {
       name: "trailing slashes are dropped from paths",
       flags: { dataDir: "/var/lib/faasd-test//" },
       env: {},
@@ -74,6 +85,19 @@ Deno.test("resolveConfig() names the flag or variable whose value is wrong", asy
       want: /--subnet must be an IPv4 CIDR/,
     },
     { name: "dns not addresses", flags: {}, env: { FAASD_DNS: "dns.example" }, want: /FAASD_DNS/ },
+    { name: "unknown queue", flags: { queue: "redis://x" }, env: {}, want: /--queue must be file/ },
+    {
+      name: "timeout without a unit",
+      flags: { upstreamTimeout: "60" },
+      env: {},
+      want: /--upstream-timeout must be a duration/,
+    },
+    {
+      name: "size with a bad unit",
+      flags: {},
+      env: { FAASD_MAX_BODY_SIZE: "1TB" },
+      want: /FAASD_MAX_BODY_SIZE/,
+    },
   ];
   for (const c of cases) {
     await t.step(c.name, () => {
