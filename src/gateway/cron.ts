@@ -158,7 +158,11 @@ export class CronScheduler {
       }
       e.async = a.async === "true";
     }
-    for (const key of this.#entries.keys()) if (!seen.has(key)) this.#entries.delete(key);
+    for (const [key, e] of this.#entries) {
+      if (seen.has(key)) continue;
+      this.#entries.delete(key);
+      this.#log.info("cron schedule removed", { function: e.name, namespace: e.namespace });
+    }
   }
 
   // A new or changed schedule: due from the last time we looked, so a function deployed just
@@ -221,6 +225,7 @@ export class CronScheduler {
       headers: { "X-Connector": "cron" },
       body: "",
     });
+    this.#log.debug("cron run", fields);
     e.inflight = true;
     const started = this.#clock.now();
     void (async () => {
