@@ -9,6 +9,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { startProvider } from "../provider/provider.ts";
 import { parseSize } from "./body.ts";
+import { refreshOnChange, startCron } from "./cron.ts";
 import { createGatewayHandler, type Invoke } from "./router.ts";
 
 /** The provider as `startProvider` returns it. */
@@ -36,9 +37,24 @@ export async function startGateway(opts: GatewayOptions) {
   const invoke: Invoke = (req, target, pathAndQuery) =>
     provider.proxy(req, target.name, target.namespace, pathAndQuery);
 
+  // Cron.
+  // Functions annotated `topic: cron-function` are invoked on their `schedule`; a function
+  // deployed, updated or deleted through the API is picked up at once. `enqueue` belongs here
+  // too once the async queue is composed above (async: "true" functions then go through it).
+  const cron = startCron({
+    listFunctions: async () => {
+      const namespaces = await provider.namespaces.list();
+      return (await Promise.all(namespaces.map((ns) => provider.manager.list(ns)))).flat();
+    },
+    invoke,
+    log,
+  });
+  closers.push(() => cron.close());
+  const providerHandler = refreshOnChange(provider.handler, cron);
+
   const handler = createGatewayHandler({
     checkAuth: opts.checkAuth,
-    provider: provider.handler,
+    provider: providerHandler,
     invoke,
     maxBodyBytes,
     log,

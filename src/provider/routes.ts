@@ -170,7 +170,7 @@ async function secrets(
     return accepted();
   }
   const value = body.rawValue !== undefined && body.rawValue !== ""
-    ? Uint8Array.from(atob(body.rawValue), (c) => c.charCodeAt(0))
+    ? decodeBase64(body.rawValue, name)
     : new TextEncoder().encode(body.value ?? "");
   if (req.method === "POST") {
     await deps.secrets.create(namespace, name, value);
@@ -276,6 +276,14 @@ async function readJson(req: Request): Promise<unknown> {
   } catch {
     throw new InvalidArgumentError("request body is not valid JSON");
   }
+}
+
+// faas-cli sends `secret create --from-file` as standard base64 (Go's StdEncoding).
+function decodeBase64(raw: unknown, name: string): Uint8Array {
+  if (typeof raw !== "string" || raw.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(raw)) {
+    throw new InvalidArgumentError(`rawValue of secret "${name}" is not standard base64`);
+  }
+  return Uint8Array.from(atob(raw), (c) => c.charCodeAt(0));
 }
 
 function jsonTooLarge(): PayloadTooLargeError {

@@ -177,6 +177,9 @@ Deno.test("secrets are created, listed without values, updated and deleted", () 
       (await h(req("POST", "/system/secrets", { name: "../etc", value: "x" }))).status,
       400,
     );
+    const notBase64 = await h(req("POST", "/system/secrets", { name: "r2", rawValue: "a b!" }));
+    assert.equal(notBase64.status, 400);
+    assert.match(await notBase64.text(), /rawValue of secret "r2" is not standard base64/);
     assert.equal((await h(req("DELETE", "/system/secrets", { name: "api-key" }))).status, 202);
     assert.equal((await h(req("DELETE", "/system/secrets", { name: "api-key" }))).status, 404);
   }));
