@@ -19,16 +19,21 @@ export function parseSize(s: string): number | undefined {
 }
 
 /**
- * Returns `req` unchanged when its body is known to fit (or absent), throws PayloadTooLargeError
- * when Content-Length says it does not, and otherwise (chunked) returns a request whose body
- * stream fails with PayloadTooLargeError once `limit` bytes have passed.
+ * Runs `use` with `req` limited to `limit` body bytes: PayloadTooLargeError before anything runs
+ * when Content-Length says the body is too large; for a chunked body, the stream fails once
+ * `limit` bytes have passed, and whatever error that causes downstream (a proxy's failed upload,
+ * say) becomes PayloadTooLargeError too.
  */
-export function limitBody(req: Request, limit: number): Request {
-  if (!req.body) return req;
+export async function withBodyLimit(
+  req: Request,
+  limit: number,
+  use: (req: Request) => Promise<Response>,
+): Promise<Response> {
+  if (!req.body) return await use(req);
   const declared = req.headers.get("content-length");
   if (declared !== null) {
     if (Number(declared) > limit) throw tooLarge(limit);
-    return req;
+    return await use(req);
   }
   let seen = 0;
   const counted = req.body.pipeThrough(
@@ -40,7 +45,11 @@ export function limitBody(req: Request, limit: number): Request {
       },
     }),
   );
-  return new Request(req, { body: counted, duplex: "half" } as RequestInit);
+  try {
+    return await use(new Request(req, { body: counted, duplex: "half" } as RequestInit));
+  } catch (err) {
+    throw seen > limit ? tooLarge(limit) : err;
+  }
 }
 
 function tooLarge(limit: number): PayloadTooLargeError {

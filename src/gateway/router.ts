@@ -8,7 +8,7 @@ import { MethodNotAllowedError, NotImplementedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type FunctionTarget, parseFunctionPath } from "../provider/function_path.ts";
 import { unauthorized } from "./auth.ts";
-import { limitBody } from "./body.ts";
+import { withBodyLimit } from "./body.ts";
 import { errorResponse } from "./errors.ts";
 
 /** Invokes a function: the request, the function it names, the path and query it goes to. */
@@ -45,10 +45,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: Request) => Promi
       if (path.startsWith("/function/")) {
         const target = parseFunctionPath("function", path);
         if (target) {
-          return await deps.invoke(
-            limitBody(req, deps.maxBodyBytes),
-            target,
-            target.path + url.search,
+          return await withBodyLimit(
+            req,
+            deps.maxBodyBytes,
+            (r) => deps.invoke(r, target, target.path + url.search),
           );
         }
       }
@@ -65,10 +65,11 @@ export function createGatewayHandler(deps: GatewayDeps): (req: Request) => Promi
               `async invocations are POST requests, got ${req.method}`,
             );
           }
-          return await deps.enqueue(
-            limitBody(req, deps.maxBodyBytes),
-            target,
-            target.path + url.search,
+          const enqueue = deps.enqueue;
+          return await withBodyLimit(
+            req,
+            deps.maxBodyBytes,
+            (r) => enqueue(r, target, target.path + url.search),
           );
         }
       }
@@ -77,7 +78,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: Request) => Promi
         if (deps.ui) return await deps.ui(req);
         throw new NotImplementedError("the web UI is not in this build");
       }
-      return await deps.provider(limitBody(req, deps.maxBodyBytes));
+      return await withBodyLimit(req, deps.maxBodyBytes, deps.provider);
     } catch (err) {
       return errorResponse(err, deps.log);
     }
