@@ -257,7 +257,7 @@ Deno.test(
       try {
         await until(
           "the child consumer to begin",
-          async () =>
+          () =>
             out.includes(`begun ${begun.id}`) && out.includes(`delivered ${pulled.id}`) ||
             undefined,
           30_000,
@@ -310,7 +310,7 @@ Deno.test(
         await nats.restart();
         // The same backend reconnects by itself and accepts again.
         const after = request();
-        await until("an enqueue after reconnecting", () => {
+        await until("an enqueue after reconnecting", async () => {
           try {
             await q.enqueue(after);
             return true;
