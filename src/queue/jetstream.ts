@@ -352,7 +352,13 @@ class JetStreamQueue implements QueueBackend {
 
     let settled = false;
     let hasMarker = interrupted;
-    const heartbeat = setInterval(() => msg.working(), Math.max(100, this.s.ackWaitMs / 3));
+    const heartbeat = setInterval(() => {
+      try {
+        msg.working();
+      } catch {
+        // Closed connection: nothing to keep alive any more.
+      }
+    }, Math.max(100, this.s.ackWaitMs / 3));
     const settle = (what: string) => {
       if (settled) {
         throw new FailedPreconditionError(
@@ -373,6 +379,12 @@ class JetStreamQueue implements QueueBackend {
       interrupted,
       begin: async () => {
         if (settled) throw new FailedPreconditionError(`Cannot begin "${request.id}": settled`);
+        // As in enqueue(): a marker buffered until reconnect would outlive the worker's answer.
+        if (!this.#connected) {
+          throw new UnavailableError(
+            `cannot record begin of "${request.id}" in NATS at ${this.s.display}: disconnected`,
+          );
+        }
         try {
           await this.js.publish(marker, TE.encode(request.id), { timeout: this.s.timeoutMs });
         } catch (err) {
@@ -445,6 +457,9 @@ class JetStreamQueue implements QueueBackend {
   }
 
   async depth(): Promise<number> {
+    if (!this.#connected) {
+      throw new UnavailableError(`cannot reach NATS at ${this.s.display}: disconnected`);
+    }
     try {
       return (await this.jsm.streams.info(this.s.stream)).state.messages;
     } catch (err) {
@@ -461,7 +476,7 @@ class JetStreamQueue implements QueueBackend {
     await Promise.allSettled([...this.#inFlight]);
     // Pending pulls end with the connection; anything pulled meanwhile was nak'ed above.
     try {
-      await deadline(this.nc.flush(), this.s.timeoutMs);
+      if (this.#connected) await deadline(this.nc.flush(), this.s.timeoutMs);
     } catch {
       // Disconnected: the server redelivers what we held after ack_wait.
     }

@@ -294,6 +294,32 @@ Deno.test(
 );
 
 Deno.test(
+  "a handler that throws after begin() gets its request back interrupted, not invoked twice",
+  opts,
+  async () => {
+    await withServer(async (nats, log) => {
+      const q = await createJetStreamQueue({ url: nats.url, log });
+      try {
+        await q.enqueue(request());
+        const seen: [number, boolean][] = [];
+        q.consume(async (d) => {
+          seen.push([d.attempt, d.interrupted]);
+          if (d.interrupted) return await d.ack();
+          await d.begin();
+          throw new Error("worker bug");
+        }, { concurrency: 1 });
+        await until("the redelivery", () => seen.length === 2 || undefined);
+        assert.deepEqual(seen, [[1, false], [2, true]]);
+        await until("depth 0", async () => (await q.depth()) === 0 || undefined);
+        assert.ok(log.lines.some((l) => l.includes("queue handler failed")));
+      } finally {
+        await q.close();
+      }
+    });
+  },
+);
+
+Deno.test(
   "accepted requests survive kill -9 and restart of nats-server; the backend reconnects",
   opts,
   async () => {
@@ -330,6 +356,22 @@ Deno.test(
         await until("every request", () => seen.length >= 21 || undefined);
         assert.deepEqual(new Set(seen), sent);
         assert.equal(seen.length, 21);
+
+        // Consumers that were pulling while the server died resume after it comes back.
+        await nats.kill();
+        await nats.restart();
+        const late = request();
+        await until("an enqueue after the second restart", async () => {
+          try {
+            await q.enqueue(late);
+            return true;
+          } catch (err) {
+            assert.ok(err instanceof UnavailableError, String(err));
+            return undefined;
+          }
+        });
+        await until("the late request", () => seen.includes(late.id) || undefined, 30_000);
+        assert.equal(seen.length, 22);
       } finally {
         await q.close();
       }
