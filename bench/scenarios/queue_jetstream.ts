@@ -1,8 +1,9 @@
 /**
  * Scenario "queue-jetstream": the NATS JetStream queue backend's accept path against Debian's
  * nats-server (file storage, temp store dir): one enqueue at a time (latency until the publish
- * ack), and batches of 2,000 enqueues with 16 in flight (the rate the gateway could answer 202
- * at). Requests carry a 1 KiB body and a few headers, like a small async invocation.
+ * ack), batches of 2,000 enqueues with 16 in flight (the rate the gateway could answer 202 at),
+ * and the worker's side: draining that backlog 16 at a time with begin() and ack() per delivery.
+ * Requests carry a 1 KiB body and a few headers, like a small async invocation.
  */
 
 import { silentLogger } from "../../src/log.ts";
@@ -69,9 +70,36 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
         ctx.log(`${BATCH} enqueues at ${IN_FLIGHT} in flight: ${(BATCH / ms * 1000).toFixed(0)}/s`);
       }
       ctx.facts["jetstream enqueued"] = String(await q.depth());
+
+      // The worker's side: drain the backlog with begin() + ack() per delivery, as the worker
+      // does around an invocation, 16 in flight.
+      let settled = 0;
+      let wake = () => {};
+      q.consume(async (d) => {
+        await d.begin();
+        await d.ack();
+        settled++;
+        if (settled % BATCH === 0) wake();
+      }, { concurrency: IN_FLIGHT });
+      const backlog = await q.depth();
+      const drains: number[] = [];
+      for (let b = 0; b < Math.floor(backlog / BATCH); b++) {
+        const t0 = performance.now();
+        await new Promise<void>((resolve) => wake = resolve);
+        const ms = performance.now() - t0;
+        drains.push(ms);
+        ctx.log(
+          `${BATCH} deliveries at ${IN_FLIGHT} in flight: ${(BATCH / ms * 1000).toFixed(0)}/s`,
+        );
+      }
       return [
         { name: "enqueue, 1 in flight", unit: "ms", samples: single },
         { name: `${BATCH} enqueues, ${IN_FLIGHT} in flight`, unit: "ms", samples: batches },
+        {
+          name: `${BATCH} deliveries (begin + ack), ${IN_FLIGHT} in flight`,
+          unit: "ms",
+          samples: drains,
+        },
       ];
     } finally {
       await q.close();

@@ -13,7 +13,7 @@
  *   `concurrency` deliveries are in flight per appliance. While one is in flight it sends
  *   `working()` every third of `ack_wait`, so a long function does not get redelivered, and a
  *   crashed appliance's deliveries come back after at most `ack_wait`. `attempt` is JetStream's
- *   delivery count. `ack()` is confirmed by the server (ackAck) and removes the message;
+ *   delivery count (so it also counts a redelivery after a crash). `ack()` is confirmed by the server (ackAck) and removes the message;
  *   `retry(ms)` is a nak with that delay.
  * - Stream `S_BEGUN` for begin markers: subjects `S.begun.<sequence of the request in S>`, at
  *   most one message per subject, its payload the call ID. `begin()` publishes the marker and
@@ -25,36 +25,36 @@
  *   caused by `retry()` finds no marker. The ID check guards against a marker left over from an
  *   earlier stream of the same name, whose sequences restart at 1.
  *
+ * Code: jetstream_setup.ts (connection, streams, consumer), jetstream_delivery.ts (a message as a
+ * Delivery), jetstream_codec.ts (the message layout), this file (enqueue, pull loops, close).
+ *
  * Failures: when the server cannot be reached at start, while the client is disconnected, or
  * when a publish is not acknowledged within `timeoutMs`, `enqueue()` throws UnavailableError
  * naming the URL (the gateway answers 503). The client reconnects forever in the background and
- * the consumer loops resume by themselves.
+ * the consumer loops resume by themselves. One window remains: a publish that times out while the
+ * client still counts as connected may be stored later, when the client resends its buffer, so a
+ * request answered 503 can still run — the safe side of "nothing accepted is lost".
  *
  * Durability is the server's: nats-server 2.9 writes every stored message to its files before
  * the ack (it survives kill -9 of the server) but fsyncs only every two minutes; for power-loss
  * safety run a JetStream cluster and pass `replicas: 3`.
  */
 
-import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { deadline, nanos } from "@nats-io/nats-core";
+import { deadline } from "@nats-io/nats-core";
 import {
-  AckPolicy,
   type Consumer,
-  DeliverPolicy,
   jetstream,
-  JetStreamApiCodes,
   JetStreamApiError,
-  type JetStreamClient,
   type JetStreamManager,
   jetstreamManager,
   type JsMsg,
-  RetentionPolicy,
-  StorageType,
 } from "@nats-io/jetstream";
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { decodeRequest, encodeRequest } from "./jetstream_codec.ts";
+import { encodeRequest } from "./jetstream_codec.ts";
+import { deliver, type DeliveryDeps, message, REDELIVER_SOON_MS } from "./jetstream_delivery.ts";
+import { connectNats, CONSUMER_NAME, ensureQueueSetup, names } from "./jetstream_setup.ts";
 import { parseNatsUrl } from "./nats_url.ts";
 import type { Delivery, QueueBackend, QueuedRequest } from "./types.ts";
 
@@ -65,9 +65,12 @@ export interface JetStreamQueueOptions {
   log: Logger;
   /** Stream name (letters, digits, `_`, `-`); the markers stream is `<stream>_BEGUN`. */
   stream?: string;
-  /** How long a delivery may go without a heartbeat before JetStream redelivers it. */
+  /**
+   * How long a delivery may go without a heartbeat before JetStream redelivers it (default 30 s).
+   * It is a setting of the shared consumer: the last appliance to start sets it for all.
+   */
   ackWaitMs?: number;
-  /** Bound on connecting, on a publish ack and on every JetStream API call. */
+  /** Bound on connecting, on a publish ack and on every JetStream API call (default 5 s). */
   timeoutMs?: number;
   /** Stream replicas, for a JetStream cluster (default 1). */
   replicas?: number;
@@ -75,13 +78,8 @@ export interface JetStreamQueueOptions {
 
 /** The default stream name. */
 export const DEFAULT_STREAM = "FAASD_QUEUE";
-/** The durable consumer every appliance pulls from. */
-export const CONSUMER_NAME = "faasd-worker";
 
 const PULL_EXPIRES_MS = 5_000;
-const ERROR_BACKOFF_MS = 1_000;
-const TE = new TextEncoder();
-const TD = new TextDecoder();
 
 /** Connects to NATS, creates the streams and the consumer if missing, and returns the backend. */
 export async function createJetStreamQueue(opts: JetStreamQueueOptions): Promise<QueueBackend> {
@@ -99,32 +97,27 @@ export async function createJetStreamQueue(opts: JetStreamQueueOptions): Promise
 
   let nc: NatsConnection;
   try {
-    nc = await connect({
-      servers: [addr.server],
-      user: addr.user,
-      pass: addr.pass,
-      token: addr.token,
-      name: `faasd-queue ${stream}`,
-      timeout: timeoutMs,
-      reconnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
-      // Notices a silently dead server (no RST) within about 30 s.
-      pingInterval: 10_000,
-      maxPingOut: 3,
-    });
+    nc = await connectNats(addr, { name: `faasd-queue ${stream}`, timeoutMs });
   } catch (err) {
     throw unreachable(err);
   }
   try {
     const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
-    await ensureSetup(jsm, stream, ackWaitMs, opts.replicas ?? 1, addr.display);
-    return new JetStreamQueue(nc, jsm, jetstream(nc, { timeout: timeoutMs }), {
+    await ensureQueueSetup(jsm, {
+      stream,
+      ackWaitMs,
+      replicas: opts.replicas ?? 1,
+      display: addr.display,
+    });
+    const log = opts.log.child({ component: "queue", backend: "nats", stream });
+    return new JetStreamQueue(nc, jsm, {
+      js: jetstream(nc, { timeout: timeoutMs }),
+      jsm,
       stream,
       display: addr.display,
       timeoutMs,
       ackWaitMs,
-      log: opts.log.child({ component: "queue", backend: "nats", stream }),
+      log,
     });
   } catch (err) {
     await nc.close().catch(() => {});
@@ -133,101 +126,20 @@ export async function createJetStreamQueue(opts: JetStreamQueueOptions): Promise
   }
 }
 
-async function ensureSetup(
-  jsm: JetStreamManager,
-  stream: string,
-  ackWaitMs: number,
-  replicas: number,
-  display: string,
-): Promise<void> {
-  const work = await ensureStream(jsm, {
-    name: stream,
-    subjects: [`${stream}.fn.>`],
-    retention: RetentionPolicy.Workqueue,
-    storage: StorageType.File,
-    num_replicas: replicas,
-  });
-  if (work.retention !== RetentionPolicy.Workqueue) {
-    throw new FailedPreconditionError(
-      `JetStream stream "${stream}" on ${display} exists with ${work.retention} retention; ` +
-        `the queue needs a work-queue stream (use another --queue stream name or delete it)`,
-    );
-  }
-  await ensureStream(jsm, {
-    name: `${stream}_BEGUN`,
-    subjects: [`${stream}.begun.>`],
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    num_replicas: replicas,
-    max_msgs_per_subject: 1,
-  });
-  const consumer = {
-    durable_name: CONSUMER_NAME,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(ackWaitMs),
-    max_deliver: -1,
-    max_ack_pending: 10_000,
-  };
-  try {
-    const info = await jsm.consumers.info(stream, CONSUMER_NAME);
-    if (info.config.ack_wait !== consumer.ack_wait) {
-      await jsm.consumers.update(stream, CONSUMER_NAME, { ack_wait: consumer.ack_wait });
-    }
-  } catch (err) {
-    if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
-    await jsm.consumers.add(stream, consumer);
-  }
-}
-
-type StreamSetup = {
-  name: string;
-  subjects: string[];
-  retention: RetentionPolicy;
-  storage: StorageType;
-  num_replicas: number;
-  max_msgs_per_subject?: number;
-};
-
-async function ensureStream(jsm: JetStreamManager, cfg: StreamSetup) {
-  try {
-    return (await jsm.streams.info(cfg.name)).config;
-  } catch (err) {
-    if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
-  }
-  try {
-    return (await jsm.streams.add(cfg)).config;
-  } catch (err) {
-    // Another appliance created it in between: use theirs.
-    try {
-      return (await jsm.streams.info(cfg.name)).config;
-    } catch {
-      throw err;
-    }
-  }
-}
-
-interface QueueSettings {
-  stream: string;
-  display: string;
-  timeoutMs: number;
-  ackWaitMs: number;
-  log: Logger;
-}
-
 class JetStreamQueue implements QueueBackend {
   #connected = true;
   #closing = false;
   #loops: Promise<void>[] = [];
   #inFlight = new Set<Promise<void>>();
   #wake = new Set<() => void>();
+  #deps: DeliveryDeps;
 
   constructor(
     private nc: NatsConnection,
     private jsm: JetStreamManager,
-    private js: JetStreamClient,
-    private s: QueueSettings,
+    deps: Omit<DeliveryDeps, "connected">,
   ) {
+    this.#deps = { ...deps, connected: () => this.#connected };
     this.#watchStatus();
   }
 
@@ -235,38 +147,40 @@ class JetStreamQueue implements QueueBackend {
     for await (const st of this.nc.status()) {
       if (st.type === "disconnect") {
         this.#connected = false;
-        this.s.log.warn("disconnected from NATS", { url: this.s.display });
+        this.#deps.log.warn("disconnected from NATS", { url: this.#deps.display });
       } else if (st.type === "reconnect") {
         this.#connected = true;
-        this.s.log.info("reconnected to NATS", { url: this.s.display });
+        this.#deps.log.info("reconnected to NATS", { url: this.#deps.display });
       }
     }
   }
 
   async enqueue(req: QueuedRequest): Promise<void> {
-    const subject = `${this.s.stream}.fn.${token("namespace", req.namespace)}.` +
-      token("name", req.name);
+    const { stream, display, timeoutMs } = this.#deps;
+    const subject = names.request(
+      stream,
+      token("namespace", req.namespace),
+      token("name", req.name),
+    );
     const { headers, data } = encodeRequest(req);
     if (this.#closing || this.nc.isClosed()) {
-      throw new UnavailableError(`cannot reach NATS at ${this.s.display}: the queue is closed`);
+      throw new UnavailableError(`cannot reach NATS at ${display}: the queue is closed`);
     }
     // The client would buffer the publish until it reconnects; fail now instead, so the
     // gateway answers 503 rather than holding the caller and storing the request later.
     if (!this.#connected) {
-      throw new UnavailableError(
-        `cannot reach NATS at ${this.s.display}: disconnected, reconnecting`,
-      );
+      throw new UnavailableError(`cannot reach NATS at ${display}: disconnected, reconnecting`);
     }
     try {
-      await this.js.publish(subject, data, { headers, msgID: req.id, timeout: this.s.timeoutMs });
+      await this.#deps.js.publish(subject, data, { headers, msgID: req.id, timeout: timeoutMs });
     } catch (err) {
       if (err instanceof JetStreamApiError) {
         throw new UnavailableError(
-          `NATS at ${this.s.display} did not store request "${req.id}": ${err.message}`,
+          `NATS at ${display} did not store request "${req.id}": ${err.message}`,
           { cause: err },
         );
       }
-      throw new UnavailableError(`cannot reach NATS at ${this.s.display}: ${message(err)}`, {
+      throw new UnavailableError(`cannot reach NATS at ${display}: ${message(err)}`, {
         cause: err,
       });
     }
@@ -278,20 +192,21 @@ class JetStreamQueue implements QueueBackend {
     for (let i = 0; i < n; i++) this.#loops.push(this.#loop(handler));
   }
 
+  // One of `concurrency` loops: pull one message, wait until it is settled, repeat.
   async #loop(handler: (delivery: Delivery) => Promise<void>): Promise<void> {
     let consumer: Consumer | undefined;
     while (!this.#closing) {
       let msg: JsMsg | null;
       try {
-        consumer ??= await this.js.consumers.get(this.s.stream, CONSUMER_NAME);
+        consumer ??= await this.#deps.js.consumers.get(this.#deps.stream, CONSUMER_NAME);
         msg = await consumer.next({ expires: PULL_EXPIRES_MS });
       } catch (err) {
         if (this.#closing) break;
-        this.s.log.warn("cannot pull from NATS, trying again", {
-          url: this.s.display,
+        this.#deps.log.warn("cannot pull from NATS, trying again", {
+          url: this.#deps.display,
           error: message(err),
         });
-        await this.#pause(ERROR_BACKOFF_MS);
+        await this.#pause(REDELIVER_SOON_MS);
         continue;
       }
       if (!msg) continue;
@@ -299,7 +214,7 @@ class JetStreamQueue implements QueueBackend {
         msg.nak();
         break;
       }
-      const done = this.#deliver(msg, handler);
+      const done = deliver(this.#deps, msg, handler);
       this.#inFlight.add(done);
       await done;
       this.#inFlight.delete(done);
@@ -319,151 +234,15 @@ class JetStreamQueue implements QueueBackend {
     });
   }
 
-  async #deliver(msg: JsMsg, handler: (delivery: Delivery) => Promise<void>): Promise<void> {
-    const log = this.s.log;
-    let request: QueuedRequest;
-    try {
-      request = decodeRequest(msg.headers, msg.data);
-    } catch (err) {
-      // Not written by us: keeping it would block nothing but would never succeed either.
-      log.error("dropping a message that is not a queued request", {
-        subject: msg.subject,
-        seq: msg.seq,
-        error: message(err),
-      });
-      msg.term("not a faasd queued request");
-      return;
-    }
-    const marker = `${this.s.stream}.begun.${msg.seq}`;
-    let interrupted: boolean;
-    try {
-      const found = await this.jsm.streams.getMessage(`${this.s.stream}_BEGUN`, {
-        last_by_subj: marker,
-      });
-      interrupted = found !== null && TD.decode(found.data) === request.id;
-    } catch (err) {
-      log.warn("cannot read begin marker from NATS, delivering later", {
-        id: request.id,
-        error: message(err),
-      });
-      msg.nak(ERROR_BACKOFF_MS);
-      return;
-    }
-
-    let settled = false;
-    let hasMarker = interrupted;
-    const heartbeat = setInterval(() => {
-      try {
-        msg.working();
-      } catch {
-        // Closed connection: nothing to keep alive any more.
-      }
-    }, Math.max(100, this.s.ackWaitMs / 3));
-    const settle = (what: string) => {
-      if (settled) {
-        throw new FailedPreconditionError(
-          `Cannot ${what} queued request "${request.id}": already settled`,
-        );
-      }
-      settled = true;
-      clearInterval(heartbeat);
-    };
-    const dropMarker = async () => {
-      if (!hasMarker) return;
-      await this.jsm.streams.purge(`${this.s.stream}_BEGUN`, { filter: marker });
-      hasMarker = false;
-    };
-    const delivery: Delivery = {
-      request,
-      attempt: msg.info.deliveryCount,
-      interrupted,
-      begin: async () => {
-        if (settled) throw new FailedPreconditionError(`Cannot begin "${request.id}": settled`);
-        // As in enqueue(): a marker buffered until reconnect would outlive the worker's answer.
-        if (!this.#connected) {
-          throw new UnavailableError(
-            `cannot record begin of "${request.id}" in NATS at ${this.s.display}: disconnected`,
-          );
-        }
-        try {
-          await this.js.publish(marker, TE.encode(request.id), { timeout: this.s.timeoutMs });
-        } catch (err) {
-          throw new UnavailableError(
-            `cannot record begin of "${request.id}" in NATS at ${this.s.display}: ${message(err)}`,
-            { cause: err },
-          );
-        }
-        hasMarker = true;
-      },
-      ack: async () => {
-        settle("ack");
-        await this.#ackConfirmed(msg, request.id);
-        try {
-          await dropMarker();
-        } catch (err) {
-          log.warn("cannot remove begin marker; it stays as an orphan", {
-            id: request.id,
-            error: message(err),
-          });
-        }
-      },
-      retry: async (delayMs: number) => {
-        settle("retry");
-        try {
-          // Before the nak, or the redelivery would look interrupted.
-          await dropMarker();
-        } catch (err) {
-          // The redelivery will say interrupted and be reported failed: never invoked twice.
-          log.warn("cannot remove begin marker before retry", {
-            id: request.id,
-            error: message(err),
-          });
-        }
-        msg.nak(Math.max(0, Math.round(delayMs)));
-      },
-    };
-
-    try {
-      await handler(delivery);
-    } catch (err) {
-      log.error("queue handler failed", { id: request.id, error: err });
-    } finally {
-      if (!settled) {
-        // The worker must settle every delivery; if it did not, hand the request back. Its
-        // marker (if it began) makes the redelivery interrupted, so it is not invoked twice.
-        settled = true;
-        clearInterval(heartbeat);
-        log.error("queue handler returned without settling; redelivering", { id: request.id });
-        msg.nak(ERROR_BACKOFF_MS);
-      }
-    }
-  }
-
-  // A lost ack would bring the request back as interrupted after ack_wait and report a second,
-  // wrong result to its callback; ask for the server's confirmation, a few times if needed.
-  async #ackConfirmed(msg: JsMsg, id: string): Promise<void> {
-    let last: unknown;
-    for (let i = 0; i < 3; i++) {
-      try {
-        if (await msg.ackAck({ timeout: this.s.timeoutMs })) return;
-      } catch (err) {
-        last = err;
-      }
-    }
-    throw new UnavailableError(
-      `cannot acknowledge "${id}" to NATS at ${this.s.display}: ${message(last ?? "no reply")}`,
-      { cause: last },
-    );
-  }
-
   async depth(): Promise<number> {
+    const { display, stream } = this.#deps;
     if (!this.#connected) {
-      throw new UnavailableError(`cannot reach NATS at ${this.s.display}: disconnected`);
+      throw new UnavailableError(`cannot reach NATS at ${display}: disconnected`);
     }
     try {
-      return (await this.jsm.streams.info(this.s.stream)).state.messages;
+      return (await this.jsm.streams.info(stream)).state.messages;
     } catch (err) {
-      throw new UnavailableError(`cannot reach NATS at ${this.s.display}: ${message(err)}`, {
+      throw new UnavailableError(`cannot reach NATS at ${display}: ${message(err)}`, {
         cause: err,
       });
     }
@@ -476,7 +255,7 @@ class JetStreamQueue implements QueueBackend {
     await Promise.allSettled([...this.#inFlight]);
     // Pending pulls end with the connection; anything pulled meanwhile was nak'ed above.
     try {
-      if (this.#connected) await deadline(this.nc.flush(), this.s.timeoutMs);
+      if (this.#connected) await deadline(this.nc.flush(), this.#deps.timeoutMs);
     } catch {
       // Disconnected: the server redelivers what we held after ack_wait.
     }
@@ -493,12 +272,4 @@ function token(field: string, value: string): string {
     );
   }
   return value;
-}
-
-function isApiError(err: unknown, code: number): boolean {
-  return err instanceof JetStreamApiError && err.code === code;
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

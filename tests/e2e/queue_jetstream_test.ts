@@ -164,7 +164,7 @@ Deno.test(
   opts,
   async () => {
     await withServer(async (nats, log) => {
-      const q = await createJetStreamQueue({ url: nats.url, log, ackWaitMs: 600 });
+      const q = await createJetStreamQueue({ url: nats.url, log, ackWaitMs: 1_000 });
       try {
         const r = request();
         await q.enqueue(r);
@@ -173,8 +173,8 @@ Deno.test(
         q.consume(async (d) => {
           attempts.push(d.attempt);
           await d.begin();
-          // Four times ack_wait: without working() heartbeats JetStream would redeliver meanwhile.
-          await new Promise((r) => setTimeout(r, 2_400));
+          // Three times ack_wait: without working() heartbeats JetStream would redeliver meanwhile.
+          await new Promise((r) => setTimeout(r, 3_000));
           await d.ack();
           done = true;
         }, { concurrency: 2 });
@@ -227,8 +227,10 @@ Deno.test(
   opts,
   async () => {
     await withServer(async (nats, log) => {
+      // This backend creates the consumer with the default ack_wait (30 s); the child's shorter
+      // one replaces it, or the redeliveries below would not come within the wait.
       const ackWaitMs = 1_500;
-      const q = await createJetStreamQueue({ url: nats.url, log, ackWaitMs });
+      const q = await createJetStreamQueue({ url: nats.url, log });
       const begun = request();
       const pulled = request();
       await q.enqueue(begun);
