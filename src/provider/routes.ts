@@ -88,7 +88,10 @@ export function createProviderHandler(
       if (path === "/system/functions") {
         const namespace = q.get("namespace") || DEFAULT_NAMESPACE;
         if (method === "GET") {
-          await deps.functions.checkNamespace(namespace);
+          // The contract answers a listing in an unknown namespace with 400, not 404.
+          await deps.functions.checkNamespace(namespace).catch((err) => {
+            throw err instanceof NotFoundError ? new InvalidArgumentError(err.message) : err;
+          });
           return json(await deps.functions.list(namespace));
         }
         if (method === "POST") {

@@ -133,7 +133,7 @@ Deno.test("function routes answer with the contract's status codes", () =>
       404,
     );
     assert.equal((await h(req("GET", "/system/function/nope"))).status, 404);
-    assert.equal((await h(req("GET", "/system/functions?namespace=ghost"))).status, 404);
+    assert.equal((await h(req("GET", "/system/functions?namespace=ghost"))).status, 400);
     assert.equal((await h(req("POST", "/system/functions", "{not json"))).status, 400);
     assert.equal(
       (await h(req("DELETE", "/system/functions?namespace=team", { functionName: "a" }))).status,
