@@ -24,7 +24,7 @@ export async function checkPrerequisites(search: HostSearch): Promise<void> {
   const missing: string[] = [];
   for (const program of ["containerd", "runc"]) {
     if (!await findExecutable(search.path, program)) {
-      missing.push(`${program} (not on PATH ${search.path.join(":")})`);
+      missing.push(program);
     }
   }
   const pluginDirs = search.pluginDirs ?? DEFAULT_PLUGIN_DIRS;
@@ -32,8 +32,11 @@ export async function checkPrerequisites(search: HostSearch): Promise<void> {
     missing.push(`the CNI plugins (no "bridge" plugin in ${pluginDirs.join(" or ")})`);
   }
   if (missing.length > 0) {
+    const where = missing.some((m) => m === "containerd" || m === "runc")
+      ? ` (searched PATH ${search.path.join(":")})`
+      : "";
     throw new FailedPreconditionError(
-      `faasd needs containerd, runc and the CNI plugins; missing: ${missing.join(", ")}. ` +
+      `faasd needs containerd, runc and the CNI plugins; missing: ${missing.join(", ")}${where}. ` +
         `Install them with: ${APT_INSTALL} (other distributions: their containerd, runc and ` +
         `CNI plugins packages, or the upstream releases with the plugins in /opt/cni/bin)`,
     );
