@@ -69,7 +69,15 @@ export async function install(deps: InstallDeps, opts: InstallOptions): Promise<
     change: await writeIfChanged(layout.sysctl, SYSCTL_CONF, 0o644),
   });
   if (deps.applyIpForward) {
-    if (await deps.applyIpForward()) notes.push("net.ipv4.ip_forward was 0; set it to 1");
+    try {
+      if (await deps.applyIpForward()) notes.push("net.ipv4.ip_forward was 0; set it to 1");
+    } catch (err) {
+      // A container may see /proc/sys read-only; the host (or the next boot) must set it.
+      notes.push(
+        `could not set net.ipv4.ip_forward now (${(err as Error).message}): set it on the ` +
+          `host, or run sysctl --system once the drop-in can apply`,
+      );
+    }
   } else {
     notes.push("net.ipv4.ip_forward not applied (staging root): the sysctl.d file sets it at boot");
   }

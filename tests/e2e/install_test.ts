@@ -170,6 +170,26 @@ Deno.test("the installed units pass systemd-analyze verify", async () => {
   });
 });
 
+Deno.test("faasd install --binary installs that file, after checking it is a faasd", () =>
+  withRoot(async (root) => {
+    const artifact = join(root, "faasd-release");
+    await writeFile(artifact, renderSourceLauncher(Deno.execPath(), MAIN) + "# release\n", {
+      mode: 0o755,
+    });
+    const out = await faasd("install", "--root", root, "--binary", artifact);
+    assert.equal(out.code, 0, show(out));
+    assert.match(out.stdout, new RegExp(`^faasd install \\(staging root .*\\): ${artifact}$`, "m"));
+    assert.equal(
+      await readFile(join(root, "usr/local/bin/faasd"), "utf8"),
+      await readFile(artifact, "utf8"),
+    );
+    const notFaasd = join(root, "not-faasd");
+    await writeFile(notFaasd, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const refused = await faasd("install", "--root", root, "--binary", notFaasd);
+    assert.equal(refused.code, 1, show(refused));
+    assert.match(refused.stderr, /is not a faasd binary/);
+  }));
+
 Deno.test("faasd uninstall --root removes the files and keeps data; --purge removes data", () =>
   withRoot(async (root) => {
     assert.equal((await faasd("install", "--root", root)).code, 0);

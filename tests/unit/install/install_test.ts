@@ -156,3 +156,15 @@ Deno.test("upgrade() says to install first when nothing is installed", () =>
         err.message.includes(`"${file} install"`),
     );
   }));
+
+Deno.test("install() carries on with a note when ip_forward cannot be set (read-only /proc/sys)", () =>
+  withRoot(async (root) => {
+    const r = await install({
+      applyIpForward: () => Promise.reject(new Error("EROFS: read-only file system")),
+    }, opts(root));
+    assert.ok(
+      r.notes.some((n) => n.startsWith("could not set net.ipv4.ip_forward now (EROFS")),
+      r.notes.join("\n"),
+    );
+    await stat(join(root, "etc/systemd/system/faasd.service"));
+  }));
