@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { renderSourceLauncher } from "../../src/install/program.ts";
+import { bundleArgs, renderNodeWrapper, withNodeMain } from "../../scripts/build.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "main.ts");
@@ -367,6 +368,32 @@ Deno.test("install.sh runs the real faasd install from a local artifact", () =>
     const second = await installSh(env);
     assert.equal(second.code, 0, show(second));
     assert.doesNotMatch(second.stdout, /^ {2}(created|updated) /m, show(second));
+  }));
+
+Deno.test("install.sh on armv7l runs the real Node.js bundle's faasd install", () =>
+  withRoot(async (dir) => {
+    // What `deno task build:armhf` produces, built into the temporary dir so the checkout's
+    // dist/ and src/build_info.ts are left alone.
+    const dist = join(dir, "armhf");
+    await Deno.mkdir(dist);
+    const bundle = join(dist, "faasd.mjs");
+    const built = await run(Deno.execPath(), bundleArgs(bundle));
+    assert.equal(built.code, 0, show(built));
+    await writeFile(bundle, withNodeMain(await readFile(bundle, "utf8")));
+    await writeFile(join(dist, "faasd"), renderNodeWrapper(), { mode: 0o755 });
+
+    const root = join(dir, "root");
+    const env = { FAASD_ROOT: root, FAASD_BINARY: dist, FAASD_ARCH: "armv7l" };
+    const first = await installSh(env);
+    assert.equal(first.code, 0, show(first));
+    assert.match(first.stdout, /: the Node\.js bundle .*\/usr\/local\/lib\/faasd\/faasd\.mjs$/m);
+    for (const f of FILES.slice(1)) assert.ok(await exists(join(root, f)), `${f} missing`);
+    assert.equal(await readlink(join(root, "usr/local/bin/faasd")), "/usr/local/lib/faasd/faasd");
+    const second = await installSh(env);
+    assert.equal(second.code, 0, show(second));
+    assert.doesNotMatch(second.stdout, /^ {2}(created|updated) /m, show(second));
+    const version = await run(join(root, "usr/local/lib/faasd/faasd"), ["version"]);
+    assert.equal(version.code, 0, show(version));
   }));
 
 Deno.test("install.sh refuses an unknown CPU and an artifact that does not run", () =>
