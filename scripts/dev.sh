@@ -15,9 +15,12 @@ cd "$here"
 # plugins network them, busybox-static and docker-registry let tests build and serve images, and
 # apache2-utils' htpasswd writes the bcrypt entries of the test registry behind basic auth;
 # nats-server backs the JetStream queue test, prometheus scrapes /metrics in a test, and chromium
-# drives the web UI tests (through playwright-core).
+# drives the web UI tests (through playwright-core); the install tests check units with
+# systemd-analyze (systemd), install.sh with shellcheck, cloud-config.yml with cloud-init and the
+# firewall rules with nft (nftables).
 PACKAGES=(containerd runc containernetworking-plugins iptables iproute2 busybox-static
-  docker-registry apache2-utils ca-certificates git nats-server prometheus chromium)
+  docker-registry apache2-utils ca-certificates git nats-server prometheus chromium
+  systemd shellcheck cloud-init nftables)
 SOCKET=/run/containerd/containerd.sock
 
 say() { printf 'dev.sh: %s\n' "$*" >&2; }
@@ -36,6 +39,11 @@ install_packages() {
   if [ "${#missing[@]}" -gt 0 ]; then
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # cloud-init is here only for `cloud-init schema`: the marker keeps it from configuring this
+    # machine (network, users) at the next boot. Its package starts no service when installed.
+    if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
+      mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled
+    fi
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi

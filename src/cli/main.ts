@@ -7,11 +7,14 @@ import { BUILD_INFO } from "../build_info.ts";
 import { UsageError } from "../errors.ts";
 import { type Command, type Io, parseCommandArgs, renderHelp } from "./command.ts";
 import { containerdCommand } from "./containerd.ts";
-import { installCommand, serviceCommand } from "./planned.ts";
+import { installCommand } from "./install.ts";
+import { serviceCommand } from "./planned.ts";
 import { providerCommand } from "./provider.ts";
 import { registryCommand } from "./registry.ts";
 import { imageCommand } from "./image.ts";
+import { uninstallCommand } from "./uninstall.ts";
 import { upCommand } from "./up.ts";
+import { upgradeCommand } from "./upgrade.ts";
 import { versionCommand } from "./version.ts";
 
 /** Every subcommand, in the order `faasd --help` lists them. */
@@ -20,6 +23,8 @@ export function commands(): Command[] {
     upCommand(),
     providerCommand(),
     installCommand(),
+    uninstallCommand(),
+    upgradeCommand(),
     imageCommand(),
     registryCommand(),
     serviceCommand(),

@@ -22,18 +22,6 @@ function planned(
   return cmd;
 }
 
-/** `faasd install` (issue #6). */
-export function installCommand(): Command {
-  return planned({
-    name: "install",
-    summary: "install faasd as a systemd service on this host",
-    usage: "faasd install [options]",
-    description:
-      "Creates the data dir, credentials, CNI config and systemd units, then starts them.",
-    issue: 6,
-  });
-}
-
 /** `faasd service` (issue #6). */
 export function serviceCommand(): Command {
   return planned({
