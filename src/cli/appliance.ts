@@ -13,6 +13,7 @@ import { basicAuthChecker, unauthorized } from "../gateway/auth.ts";
 import { startGateway } from "../gateway/gateway.ts";
 import { createImageService } from "../images/service.ts";
 import { credentialPaths, ensureCredentials } from "../install/credentials.ts";
+import { checkPrerequisites } from "../install/prerequisites.ts";
 import { createLogger } from "../log.ts";
 import { serve } from "../platform/http.ts";
 import { startProvider } from "../provider/provider.ts";
@@ -31,7 +32,14 @@ export async function runAppliance(
     );
   }
   const log = createLogger({ level: config.logLevel }).child({ component: mode });
-  const containerd = await Containerd.connect({ socket: config.containerdSocket });
+  const containerd = await Containerd.connect({ socket: config.containerdSocket }).catch(
+    async (err) => {
+      // A host without containerd, runc or the CNI plugins is told what to install; otherwise
+      // the connection error (not running, wrong socket) stands.
+      await checkPrerequisites({ path: (process.env.PATH ?? "/usr/sbin:/usr/bin").split(":") });
+      throw err;
+    },
+  );
   const stop = new AbortController();
   const onSignal = (signal: string) => {
     log.info("stopping", { signal });
