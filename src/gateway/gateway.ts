@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import type { startProvider } from "../provider/provider.ts";
 import { parseSize } from "./body.ts";
 import { createGatewayHandler, type Invoke } from "./router.ts";
+import { createUiHandler } from "../ui/handler.ts";
 
 /** The provider as `startProvider` returns it. */
 export type ProviderHandle = Awaited<ReturnType<typeof startProvider>>;
@@ -36,10 +37,16 @@ export async function startGateway(opts: GatewayOptions) {
   const invoke: Invoke = (req, target, pathAndQuery) =>
     provider.proxy(req, target.name, target.namespace, pathAndQuery);
 
+  // Web UI.
+  // It calls the gateway's own routes in-process with the user's (already checked) credentials,
+  // so validation, errors and counts are exactly what the API gives. `handler` is made below.
+  const ui = createUiHandler({ api: (req) => handler(req), log });
+
   const handler = createGatewayHandler({
     checkAuth: opts.checkAuth,
     provider: provider.handler,
     invoke,
+    ui,
     maxBodyBytes,
     log,
   });
