@@ -26,12 +26,10 @@ export interface SecretInfo {
 export class UiApi {
   readonly #handler: ApiHandler;
   readonly #authorization: string | null;
-  readonly #signal?: AbortSignal;
 
   constructor(handler: ApiHandler, from: Request) {
     this.#handler = handler;
     this.#authorization = from.headers.get("authorization");
-    this.#signal = from.signal;
   }
 
   /** The functions of a namespace. */
@@ -74,13 +72,23 @@ export class UiApi {
     await this.#call("DELETE", "/system/functions", { functionName: name, namespace });
   }
 
-  /** Follows a function's logs: the API's NDJSON response, ended when the caller goes away. */
-  async followLogs(name: string, namespace: string, tail: number): Promise<Response> {
+  /** Follows a function's logs: the API's NDJSON response; `signal` ends the follow. */
+  async followLogs(
+    name: string,
+    namespace: string,
+    tail: number,
+    signal: AbortSignal,
+  ): Promise<Response> {
     const q = new URLSearchParams({ name, namespace, tail: String(tail), follow: "true" });
-    return await this.#call("GET", `/system/logs?${q}`);
+    return await this.#call("GET", `/system/logs?${q}`, undefined, signal);
   }
 
-  async #call(method: string, path: string, body?: unknown): Promise<Response> {
+  async #call(
+    method: string,
+    path: string,
+    body?: unknown,
+    signal?: AbortSignal,
+  ): Promise<Response> {
     const headers = new Headers();
     if (this.#authorization) headers.set("authorization", this.#authorization);
     if (body !== undefined) headers.set("content-type", "application/json");
@@ -89,7 +97,7 @@ export class UiApi {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: this.#signal,
+        signal,
       }),
     );
     if (res.ok) return res;

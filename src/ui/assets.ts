@@ -20,7 +20,7 @@ th{font-weight:600;font-size:.85rem;color:#555}
 .scroll{overflow-x:auto}
 .mono,code,pre,textarea{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
 pre{white-space:pre-wrap;word-break:break-all;margin:0;background:#f2f3f5;padding:.5rem;border-radius:4px;max-height:24rem;overflow:auto}
-.badge{display:inline-block;padding:0 .45rem;border-radius:999px;font-size:.8rem;font-weight:600}
+.badge{display:inline-block;white-space:nowrap;padding:0 .45rem;border-radius:999px;font-size:.8rem;font-weight:600}
 .ready{background:#d6f5df;color:#17643a}.not-ready{background:#fde2c8;color:#8a4300}.idle{background:#e4e7ec;color:#444}
 .flash{background:#e3f1ff;border:1px solid #9cc7f0;padding:.5rem .8rem;border-radius:4px;margin:0 0 1rem}
 .error{background:#fde8e8;border:1px solid #f0a8a8;color:#8b1a1a;padding:.5rem .8rem;border-radius:4px;margin:0 0 1rem;white-space:pre-wrap}
@@ -29,7 +29,7 @@ label{display:block;font-size:.85rem;font-weight:600;margin:.5rem 0 .2rem}
 input,select,textarea,button{font:inherit;padding:.35rem .5rem;border:1px solid #b9c0cb;border-radius:4px;max-width:100%}
 input[type=text],textarea,select[multiple]{width:100%}
 textarea{min-height:4.5rem}
-button,.button{background:#1f5fa8;color:#fff;border-color:#1f5fa8;cursor:pointer;text-decoration:none;display:inline-block;padding:.35rem .8rem;border-radius:4px}
+button,.button{background:#1f5fa8;color:#fff;border:1px solid #1f5fa8;cursor:pointer;text-decoration:none;display:inline-block;padding:.35rem .8rem;border-radius:4px;font:inherit;line-height:1.4}
 button.danger,.button.danger{background:#b3261e;border-color:#b3261e}
 .muted{color:#666;font-size:.85rem}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:0}

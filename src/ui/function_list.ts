@@ -44,7 +44,7 @@ export function functionTable(functions: FunctionStatus[], namespace: string): H
           <tr>
             <th>Name</th>
             <th>Status</th>
-            <th>Available/replicas</th>
+            <th title="available/desired">Replicas</th>
             <th>Invocations</th>
             <th>Image</th>
           </tr>

@@ -158,8 +158,23 @@ async function remove(api: UiApi, req: Request): Promise<Response> {
 
 async function logs(api: UiApi, q: URLSearchParams, namespace: string): Promise<Response> {
   const tail = Math.min(Number(q.get("tail") ?? 100) || 0, LOG_TAIL_MAX);
-  const res = await api.followLogs(required(q, "name"), namespace, Math.max(tail, 0));
-  return new Response(res.body, {
+  // Aborted when the browser goes away (the relayed stream is cancelled): a follow waiting for
+  // the next line then ends at once instead of when the function next writes one.
+  const stop = new AbortController();
+  const res = await api.followLogs(required(q, "name"), namespace, Math.max(tail, 0), stop.signal);
+  const reader = res.body!.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const { value, done } = await reader.read();
+      if (done) c.close();
+      else c.enqueue(value);
+    },
+    async cancel(reason) {
+      stop.abort();
+      await reader.cancel(reason);
+    },
+  });
+  return new Response(body, {
     headers: {
       "content-type": "application/x-ndjson",
       "cache-control": "no-store",

@@ -26,6 +26,7 @@ export function page(p: PageParts): Html {
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>${p.title} · faasd-ts</title>
+        <link rel="icon" href="data:,">
         <link rel="stylesheet" href="/ui/style.css">
         <script src="/ui/app.js" defer></script>
       </head>

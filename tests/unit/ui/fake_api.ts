@@ -23,6 +23,10 @@ export interface FakeApi extends AsyncDisposable {
   removed: string[];
   /** What `/system/logs` serves for any function. */
   logLines: LogRecord[];
+  /** When set, a follow waits after the lines until its request is aborted. */
+  followUntilAborted: boolean;
+  /** The signals of the log queries made. */
+  logSignals: AbortSignal[];
   secrets: SecretStore;
 }
 
@@ -56,6 +60,8 @@ export async function fakeApi(functions: FunctionStatus[] = []): Promise<FakeApi
     scaled: [],
     removed: [],
     logLines: [],
+    followUntilAborted: false,
+    logSignals: [],
     secrets,
     handler: createProviderHandler({
       functions: {
@@ -98,8 +104,12 @@ export async function fakeApi(functions: FunctionStatus[] = []): Promise<FakeApi
       },
       secrets,
       logs: {
-        async *query() {
+        async *query(q) {
+          if (q.signal) api.logSignals.push(q.signal);
           for (const r of api.logLines) yield await Promise.resolve(r);
+          if (q.follow && api.followUntilAborted && q.signal && !q.signal.aborted) {
+            await new Promise((resolve) => q.signal!.addEventListener("abort", resolve));
+          }
         },
       },
       info: { release: "test", sha: "test", arch: "x86_64" },

@@ -139,6 +139,26 @@ Deno.test("log lines are relayed as NDJSON, never as HTML, so a <script> in one 
     assert.equal(missing.status, 404);
   }));
 
+Deno.test("closing the log stream ends the follow at once", () =>
+  withUi([status({ name: "hello" })], async (ui, api) => {
+    api.followUntilAborted = true;
+    api.logLines.push({
+      name: "hello",
+      namespace: "openfaas-fn",
+      instance: "hello-1",
+      timestamp: "2026-01-01T00:00:00Z",
+      text: "first",
+    });
+    const res = await ui(get("/ui/logs?name=hello"));
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    assert.match(first, /"text":"first"/);
+    assert.equal(api.logSignals.length, 1);
+    assert.equal(api.logSignals[0].aborted, false, "still following");
+    await reader.cancel();
+    assert.equal(api.logSignals[0].aborted, true);
+  }));
+
 Deno.test("pages forbid inline script and framing; the script and stylesheet are served", () =>
   withUi([], async (ui) => {
     const res = await ui(get("/ui/"));
