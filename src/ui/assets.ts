@@ -53,11 +53,15 @@ export const SCRIPT = `
   });
 
   document.querySelectorAll("[data-refresh]").forEach(function (el) {
+    var last = null;
     setInterval(function () {
       if (document.hidden) return;
       fetch(el.getAttribute("data-refresh"), { headers: { accept: "text/html" } })
         .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (t) { if (t !== null && el.innerHTML !== t) el.innerHTML = t; })
+        .then(function (t) {
+          // The fragment is HTML the server escaped; it replaces the block only when it changed.
+          if (t !== null && t !== last) { last = t; el.innerHTML = t; }
+        })
         .catch(function () {});
     }, 3000);
   });
