@@ -67,7 +67,7 @@ export function createUiHandler(deps: UiDeps): (req: Request) => Promise<Respons
       }
       const fn = path.match(/^\/ui\/function\/([^/]+)$/);
       if (fn) {
-        const name = decodeURIComponent(fn[1]);
+        const name = decodePart(fn[1]);
         return htmlResponse(
           functionPage({ fn: await api.getFunction(name, namespace), flash: done }),
         );
@@ -181,6 +181,14 @@ async function logs(api: UiApi, q: URLSearchParams, namespace: string): Promise<
       "x-content-type-options": "nosniff",
     },
   });
+}
+
+function decodePart(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new InvalidArgumentError(`"${s}" is not a valid URL path segment`);
+  }
 }
 
 function required(q: URLSearchParams, key: string): string {

@@ -325,6 +325,9 @@ Deno.test("an unknown function or page is a 404 page with the reason", () =>
       await read(fn),
       /function &quot;ghost&quot; not found in namespace &quot;team&quot;/,
     );
+    const malformed = await ui(get("/ui/function/%E0%A4%A"));
+    assert.equal(malformed.status, 400);
+    await malformed.body?.cancel();
     const page = await ui(get("/ui/nothing-here"));
     assert.equal(page.status, 404);
     await page.body?.cancel();
