@@ -11,6 +11,7 @@ import type { startProvider } from "../provider/provider.ts";
 import { parseSize } from "./body.ts";
 import { refreshOnChange, startCron } from "./cron.ts";
 import { createGatewayHandler, type Invoke } from "./router.ts";
+import { createUiHandler } from "../ui/handler.ts";
 
 /** The provider as `startProvider` returns it. */
 export type ProviderHandle = Awaited<ReturnType<typeof startProvider>>;
@@ -52,10 +53,16 @@ export async function startGateway(opts: GatewayOptions) {
   closers.push(() => cron.close());
   const providerHandler = refreshOnChange(provider.handler, cron);
 
+  // Web UI.
+  // It calls the gateway's own routes in-process with the user's (already checked) credentials,
+  // so validation, errors and counts are exactly what the API gives. `handler` is made below.
+  const ui = createUiHandler({ api: (req) => handler(req), log });
+
   const handler = createGatewayHandler({
     checkAuth: opts.checkAuth,
     provider: providerHandler,
     invoke,
+    ui,
     maxBodyBytes,
     log,
   });
