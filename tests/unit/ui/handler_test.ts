@@ -90,10 +90,10 @@ Deno.test("the list shows each function's status, replicas, invocations and imag
     assert.match(fragment, /data-function="other"/);
   }));
 
-Deno.test("an unknown namespace shows the API's 404 message with the selector still there", () =>
+Deno.test("an unknown namespace shows the API's 400 message with the selector still there", () =>
   withUi([], async (ui) => {
     const res = await ui(get("/ui/?namespace=nope"));
-    assert.equal(res.status, 404);
+    assert.equal(res.status, 400);
     const text = await read(res);
     assert.match(text, /class="error"[^>]*>namespace &quot;nope&quot; not found</);
     assert.match(text, /<option value="nope" selected>/);
