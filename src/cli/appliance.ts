@@ -17,6 +17,7 @@ import { createLogger } from "../log.ts";
 import { serve } from "../platform/http.ts";
 import { startProvider } from "../provider/provider.ts";
 import { parseDuration } from "../provider/scale_labels.ts";
+import { loadServices, servicesNamespace, startServices } from "../supervisor/services.ts";
 import type { Io } from "./command.ts";
 
 /** Runs the appliance in the foreground; resolves with the exit code after a signal. */
@@ -31,6 +32,9 @@ export async function runAppliance(
     );
   }
   const log = createLogger({ level: config.logLevel }).child({ component: mode });
+  // A bad docker-compose.yaml stops `up` before anything starts.
+  const services = mode === "up" ? await loadServices(config.dataDir) : [];
+  const servicesNs = servicesNamespace(process.env.FAASD_SERVICES_NAMESPACE);
   const containerd = await Containerd.connect({ socket: config.containerdSocket });
   const stop = new AbortController();
   const onSignal = (signal: string) => {
@@ -54,6 +58,17 @@ export async function runAppliance(
       info: { release: BUILD_INFO.version, sha: BUILD_INFO.sha, arch: machine() },
       log,
     });
+    const supervisor = mode === "up"
+      ? await startServices({ containerd, images, conflist: provider.cni.conflist, log }, {
+        dataDir: config.dataDir,
+        subnet: config.subnet,
+        namespace: servicesNs,
+        services,
+      }).catch((err) => {
+        provider.close();
+        throw err;
+      })
+      : undefined;
     try {
       // The provider port speaks the faas-provider API with the same credentials.
       const providerHandler = (req: Request) => {
@@ -89,6 +104,7 @@ export async function runAppliance(
       await gateway?.close();
       log.info("servers stopped");
     } finally {
+      await supervisor?.stop();
       provider.close();
     }
   } finally {

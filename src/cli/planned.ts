@@ -33,16 +33,3 @@ export function installCommand(): Command {
     issue: 6,
   });
 }
-
-/** `faasd service` (issue #6). */
-export function serviceCommand(): Command {
-  return planned({
-    name: "service",
-    summary: "list, follow the logs of, or restart the extra services",
-    usage: "faasd service (ls | logs NAME [-f] | restart NAME) [options]",
-    description: "Manages the services started from <data-dir>/docker-compose.yaml.",
-    flags: { follow: { type: "boolean", short: "f", description: "follow the logs" } },
-    positionals: true,
-    issue: 6,
-  });
-}
