@@ -11,37 +11,52 @@ import { Cni } from "../cni/plugins.ts";
 import type { Logger } from "../log.ts";
 import type { Network } from "../provider/replica.ts";
 
-/** The functions' conflist with the `ips` capability on its IPAM-carrying plugins. */
+/** The functions' conflist with the `ips` and `mac` capabilities on its IPAM-carrying plugins. */
 export function serviceConflist(conflist: Conflist): Conflist {
   return {
     ...conflist,
     plugins: conflist.plugins.map((p) =>
-      p.ipam ? { ...p, capabilities: { ...p.capabilities, ips: true } } : p
+      p.ipam ? { ...p, capabilities: { ...p.capabilities, ips: true, mac: true } } : p
     ),
   };
 }
 
-/** A Network for one service that prefers `preferredIp()` and falls back to any free address. */
+/**
+ * A Network for one service that asks for the address and MAC of its previous attachment and
+ * falls back to any free address. The MAC matters as much as the IP: neighbours (the host, the
+ * replicas) cache the old IP-to-MAC mapping, and a restarted service with a new MAC would be
+ * unreachable until that ARP entry goes stale (some 20 s, measured here).
+ */
 export function serviceNetwork(
   cni: Pick<Cni, "add" | "del">,
   prefixLength: number,
-  preferredIp: () => string | undefined,
   log: Logger,
-): Network {
-  return {
+): Network & { last?: { ip: string; mac?: string } } {
+  const net: Network & { last?: { ip: string; mac?: string } } = {
     add: async (id, netns) => {
-      const ip = preferredIp();
-      if (ip) {
+      let attachment;
+      if (net.last) {
+        const { ip, mac } = net.last;
         try {
-          return await cni.add(id, netns, { runtimeConfig: { ips: [`${ip}/${prefixLength}`] } });
+          attachment = await cni.add(id, netns, {
+            runtimeConfig: { ips: [`${ip}/${prefixLength}`], ...(mac ? { mac } : {}) },
+          });
         } catch (err) {
-          log.info("previous service IP is taken, using another", { id, ip, err: String(err) });
+          log.info("previous service address is taken, using another", {
+            id,
+            ip,
+            err: String(err),
+          });
         }
       }
-      return await cni.add(id, netns);
+      attachment ??= await cni.add(id, netns);
+      const iface = attachment.raw.interfaces?.find((i) => i.sandbox !== undefined && i.mac);
+      net.last = { ip: attachment.ip, mac: iface?.mac };
+      return attachment;
     },
     del: (id, netns) => cni.del(id, netns),
   };
+  return net;
 }
 
 /** The CNI runner for services over the functions' network and cache. */

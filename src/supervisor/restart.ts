@@ -37,10 +37,13 @@ export async function restartService(
     const exited = deps.tasks.wait(ns, name);
     exited.catch(() => {});
     await deps.tasks.kill(ns, name, 15).catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const gone = await Promise.race([
       exited.then(() => true, () => true),
-      new Promise<boolean>((r) => setTimeout(() => r(false), opts.graceMs ?? 10_000)),
+      new Promise<boolean>((r) => timer = setTimeout(() => r(false), opts.graceMs ?? 10_000)),
     ]);
+    // A pending timer would hold this short-lived process open for the whole grace period.
+    clearTimeout(timer);
     if (!gone) await deps.tasks.kill(ns, name, 9, { all: true }).catch(() => {});
   }
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);

@@ -193,18 +193,18 @@ export class Supervisor {
       backoff: new Backoff(this.#deps.backoff),
       requestSeen: "",
     };
-    svc.deps = this.#replicaDeps(() => svc.ip);
+    svc.deps = this.#replicaDeps();
     return svc;
   }
 
-  #replicaDeps(preferredIp: () => string | undefined): ReplicaDeps {
+  #replicaDeps(): ReplicaDeps {
     const c = this.#deps.containerd;
     return {
       containers: c.containers,
       snapshots: c.snapshots,
       tasks: c.tasks,
       leases: c.leases,
-      network: serviceNetwork(this.#deps.cni, this.#deps.prefixLength, preferredIp, this.#log),
+      network: serviceNetwork(this.#deps.cni, this.#deps.prefixLength, this.#log),
       log: this.#log,
     };
   }
@@ -221,7 +221,7 @@ export class Supervisor {
     const found = await this.#deps.containerd.containers.list(ns, [`labels."${SERVICE_LABEL}"`]);
     for (const c of found) {
       const ref = serviceRef(this.#deps.paths.logDir, ns, c.id);
-      const deps = this.#replicaDeps(() => undefined);
+      const deps = this.#replicaDeps();
       await stopReplicaTask(deps, ref, this.#deps.stopGraceMs ?? 10_000);
       await removeReplicaContainer(deps, ref);
       this.#log.info("removed a service container of an earlier run", { service: c.id });
