@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -212,6 +212,10 @@ services:
       - ./shared:/data:ro
     cap_add: [NET_ADMIN]
     restart: always
+  oneshot:
+    image: ${registry.host}/svc/box:1
+    command: ["/bin/sh", "-c", "echo ran oneshot; sleep 2; exit 3"]
+    restart: "no"
 `,
   );
   const previous = Deno.env.get("FAASD_SERVICES_NAMESPACE");
@@ -219,10 +223,9 @@ services:
   let app: Appliance | undefined;
   const common = ["--data-dir", dataDir];
   try {
+    // The child inherits the namespace (kept set for restart() as well).
     app = await startAppliance({ dataDir });
-    Deno.env.delete("FAASD_SERVICES_NAMESPACE");
-    if (previous !== undefined) Deno.env.set("FAASD_SERVICES_NAMESPACE", previous);
-    const a = app;
+    let a = app;
     const log = () => a.log();
     const published = `http://127.0.0.1:${port}`;
 
@@ -231,7 +234,7 @@ services:
       async () => {
         const started = [...log().matchAll(/"msg":"service started",[^\n]*?"service":"(\w+)"/g)]
           .map((m) => m[1]);
-        assert.deepEqual(started, ["backend", "web"], log());
+        assert.deepEqual(started, ["backend", "web", "oneshot"], log());
         const env = await until("the published port", () => text(`${published}/cgi-bin/env`));
         assert.match(env, /^ROLE=web$/m);
       },
@@ -293,7 +296,7 @@ services:
       return r.stdout;
     };
     const row = (out: string, name: string) =>
-      out.split("\n").find((l) => l.startsWith(name + " "))?.split(/\s+/) ?? [];
+      out.split("\n").find((l) => l.startsWith(name + " "))?.split(/\s{2,}/) ?? [];
 
     await t.step("faasd service ls shows both running with pid, IP and restarts", async () => {
       const out = await ls();
@@ -391,6 +394,62 @@ services:
       }
     });
 
+    await t.step(
+      "restart: no leaves an exited service exited until faasd service restart",
+      async () => {
+        const exited = await until("oneshot to exit", async () => {
+          const r = row(await ls(), "oneshot");
+          return r[2]?.startsWith("exited") && r;
+        });
+        assert.deepEqual(exited.slice(2), ["exited (3)", "-", "-", "0"]);
+        const r = await faasd(["service", "restart", "oneshot", ...common], env);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /service "oneshot" restarted \(pid \d+\)/);
+        await until("oneshot to exit again", async () => {
+          const r = row(await ls(), "oneshot");
+          return r[2] === "exited (3)" && r[5] === "1";
+        });
+      },
+    );
+
+    await t.step(
+      "after a crash of the appliance, its services are replaced without leaks",
+      async () => {
+        const oldBackend = await client.tasks.get(svcNs, "backend");
+        await a.kill();
+        // The services outlive the crash (as replicas do) …
+        assert.equal((await client.tasks.get(svcNs, "backend")).status, "RUNNING");
+        app = a = await a.restart();
+        // … and are replaced by fresh ones on start.
+        const fresh = await client.tasks.get(svcNs, "backend");
+        assert.notEqual(fresh.pid, oldBackend.pid);
+        assert.match(log(), /"msg":"removed a service container of an earlier run"/);
+        const ids = (await client.containers.list(svcNs)).map((c) => c.id).sort();
+        assert.deepEqual(ids, ["backend", "oneshot", "web"]);
+        const active = (await client.snapshots.list(svcNs)).filter((s) => s.kind === "ACTIVE");
+        assert.deepEqual(active.map((s) => s.name).sort(), ["backend", "oneshot", "web"]);
+        const env = await until(
+          "web on its port after the restart",
+          () => text(`${published}/cgi-bin/env`),
+        );
+        assert.match(env, /^ROLE=web$/m);
+        const body = await until(
+          "function → backend after the restart",
+          () => text(`${a.url}/function/fetcher.${fnNs}/cgi-bin/fetch?backend:8080/cgi-bin/env`),
+        );
+        assert.match(body, /^ROLE=backend$/m);
+        // One address per service and replica: the crashed run's leases were released.
+        const leases = (await readdir(join(dataDir, "provider/cni/ipam/faasd-ts")))
+          .filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+        const running = (await client.tasks.list(svcNs)).filter((t) => t.status === "RUNNING");
+        assert.equal(
+          leases.length,
+          running.length + 1,
+          `${leases} for ${running.map((t) => t.id)}`,
+        );
+      },
+    );
+
     await t.step("SIGTERM stops the services and leaves only the images", async () => {
       assert.equal(await a.stop(), 0, log());
       assert.match(
@@ -416,10 +475,8 @@ services:
       ]);
     });
   } finally {
-    if (Deno.env.get("FAASD_SERVICES_NAMESPACE") === svcNs) {
-      Deno.env.delete("FAASD_SERVICES_NAMESPACE");
-      if (previous !== undefined) Deno.env.set("FAASD_SERVICES_NAMESPACE", previous);
-    }
+    Deno.env.delete("FAASD_SERVICES_NAMESPACE");
+    if (previous !== undefined) Deno.env.set("FAASD_SERVICES_NAMESPACE", previous);
     if (app) {
       const failures = await cleanUpAppliance(app, client, {
         namespace: fnNs,
