@@ -80,16 +80,6 @@ interface Svc {
   requestSeen: string;
 }
 
-/** What `status()` reports of one service. */
-export interface ServiceStatus {
-  name: string;
-  image: string;
-  state: State;
-  pid?: number;
-  ip?: string;
-  restarts: number;
-}
-
 /** Runs the extra services of one compose file. */
 export class Supervisor {
   readonly #deps: SupervisorDeps;
@@ -163,21 +153,6 @@ export class Supervisor {
       svc.ip = undefined;
     }
     await this.#updateHosts();
-  }
-
-  /** The services as the supervisor sees them, in start order. */
-  status(): ServiceStatus[] {
-    return this.#order.map((spec) => {
-      const svc = this.#svcs.get(spec.name);
-      return {
-        name: spec.name,
-        image: spec.image,
-        state: svc?.state ?? "starting",
-        pid: svc?.pid,
-        ip: svc?.ip,
-        restarts: svc?.restarts ?? 0,
-      };
-    });
   }
 
   #newSvc(spec: ServiceSpec): Svc {
