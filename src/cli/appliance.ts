@@ -64,6 +64,7 @@ export async function runAppliance(
         subnet: config.subnet,
         namespace: servicesNs,
         services,
+        signal: stop.signal,
       }).catch((err) => {
         provider.close();
         throw err;

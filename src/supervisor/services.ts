@@ -10,13 +10,12 @@ import { type Conflist, parseSubnet } from "../cni/conflist.ts";
 import type { Containerd } from "../containerd/client.ts";
 import { InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { ImageSource } from "../provider/manager.ts";
 import { providerPaths } from "../provider/provider.ts";
 import { parseCompose, type ServiceSpec } from "./compose.ts";
 import { SERVICES_NAMESPACE } from "./labels.ts";
 import { createServiceCni } from "./network.ts";
 import { startOrder } from "./order.ts";
-import { Supervisor } from "./supervisor.ts";
+import { type ImageSource, Supervisor } from "./supervisor.ts";
 
 /** The compose file's name in the data dir. */
 export const COMPOSE_FILE = "docker-compose.yaml";
@@ -57,7 +56,14 @@ export async function startServices(
     conflist: Conflist;
     log: Logger;
   },
-  opts: { dataDir: string; subnet: string; namespace: string; services: ServiceSpec[] },
+  opts: {
+    dataDir: string;
+    subnet: string;
+    namespace: string;
+    services: ServiceSpec[];
+    /** Aborted by SIGTERM: stop starting services (start() then rejects). */
+    signal?: AbortSignal;
+  },
 ): Promise<Supervisor | undefined> {
   if (opts.services.length === 0) {
     // No services now; remove those of an earlier run, if that run left any.
@@ -76,6 +82,6 @@ export async function startServices(
     paths,
     log: deps.log,
   }, { namespace: opts.namespace, services: opts.services });
-  await supervisor.start();
+  await supervisor.start(opts.signal);
   return supervisor;
 }

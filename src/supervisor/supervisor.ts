@@ -13,10 +13,10 @@
 
 import { mkdir, readFile, stat } from "node:fs/promises";
 import type { Containerd } from "../containerd/client.ts";
-import { InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { CancelledError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { readImageFiles } from "../provider/image_files.ts";
-import type { ImageSource } from "../provider/manager.ts";
+import type { PullPolicy } from "../images/service.ts";
 import {
   createReplicaContainer,
   removeReplicaContainer,
@@ -42,6 +42,14 @@ import { serviceNetwork } from "./network.ts";
 import type { Cni } from "../cni/plugins.ts";
 import { startOrder } from "./order.ts";
 import { serviceSpec } from "./spec.ts";
+
+/** Pulls (when missing) and describes an image; the image service fits. */
+export interface ImageSource {
+  ensure(
+    ref: string,
+    opts: { namespace: string; policy: PullPolicy; signal?: AbortSignal },
+  ): Promise<{ name: string; chainId: string; runConfig: Record<string, unknown> }>;
+}
 
 /** What the supervisor needs. */
 export interface SupervisorDeps {
@@ -91,6 +99,7 @@ export class Supervisor {
   #hostsBase = "";
   #hostsWrite: Promise<void> = Promise.resolve();
   #stopping = false;
+  #signal?: AbortSignal;
 
   constructor(deps: SupervisorDeps, opts: { namespace: string; services: ServiceSpec[] }) {
     this.#deps = deps;
@@ -103,9 +112,11 @@ export class Supervisor {
    * Removes services of an earlier run, publishes every port, then starts the services in
    * dependency order. A configuration error (a taken port, an image with nothing to run, an
    * unknown user) rejects after everything started so far is stopped; other failures (a pull
-   * while the network is down) are retried with backoff.
+   * while the network is down) are retried with backoff. An abort of `signal` (SIGTERM while
+   * images are pulled) stops what started and rejects with a CancelledError.
    */
-  async start(): Promise<void> {
+  async start(signal?: AbortSignal): Promise<void> {
+    this.#signal = signal;
     try {
       await this.#deps.containerd.namespaces.ensure(this.#namespace);
       await this.#removeLeftovers();
@@ -118,12 +129,15 @@ export class Supervisor {
         }
       }
       for (const spec of this.#order) {
+        if (signal?.aborted) {
+          throw new CancelledError("stopped by a signal while starting the extra services");
+        }
         const svc = this.#newSvc(spec);
         this.#svcs.set(spec.name, svc);
         try {
           await this.#launch(svc);
         } catch (err) {
-          if (err instanceof InvalidArgumentError) throw err;
+          if (err instanceof InvalidArgumentError || signal?.aborted) throw err;
           this.#log.error("service failed to start", { service: spec.name, err: String(err) });
           this.#schedule(svc, svc.backoff.next(Date.now()));
         }
@@ -265,6 +279,7 @@ export class Supervisor {
     const img = await this.#deps.images.ensure(spec.image, {
       namespace: ns,
       policy: "IfNotPresent",
+      signal: this.#signal,
     });
     const config = img.runConfig as ImageProcessConfig;
     const user = spec.user ?? config.User ?? "";
