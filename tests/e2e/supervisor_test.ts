@@ -333,8 +333,23 @@ services:
       assert.equal(ip, ipBefore, "the previous address is asked for again");
       assert.match(
         log(),
-        /"msg":"service exited, restarting",[^\n]*"service":"backend","exitStatus":137/,
+        /"msg":"service exited, restarting",[^\n]*"service":"backend","exitStatus":137,"requested":false,"restartInMs":1000/,
       );
+    });
+
+    await t.step("a service that keeps crashing waits longer each time", async () => {
+      // Killed again right after its restart: the run was short, so the delay doubles.
+      const before = await client.tasks.get(svcNs, "backend");
+      await client.tasks.kill(svcNs, "backend", 9, { all: true });
+      await until("a new backend task", async () => {
+        const task = await client.tasks.get(svcNs, "backend");
+        return task.status === "RUNNING" && task.pid !== before.pid;
+      });
+      assert.match(
+        log(),
+        /"msg":"service exited, restarting",[^\n]*"service":"backend","exitStatus":137,"requested":false,"restartInMs":2000/,
+      );
+      assert.equal(row(await ls(), "backend")[5], "2");
     });
 
     await t.step("faasd service restart restarts a service at once", async () => {
