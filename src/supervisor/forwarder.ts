@@ -14,6 +14,8 @@ import type { PortSpec } from "./compose.ts";
 /** A listening forwarder; `close()` stops accepting and drops open connections. */
 export interface Forwarder {
   port: PortSpec;
+  /** The port it listens on (the one asked for, or the kernel's pick for port 0). */
+  address(): number;
   close(): Promise<void>;
 }
 
@@ -25,13 +27,15 @@ export async function forwardPort(
   target: () => string | undefined,
 ): Promise<Forwarder> {
   const open = new Set<Socket>();
-  const server: Server = createServer({ pauseOnConnect: true }, (client) => {
+  // Half-open on both sides: a client that shuts down its sending side after the request (nc,
+  // some HTTP/1.0 clients) must still get the whole answer; `pipe` carries each FIN across.
+  const server: Server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (client) => {
     const ip = target();
     if (!ip) {
       client.destroy();
       return;
     }
-    const upstream = createConnection({ host: ip, port: port.containerPort });
+    const upstream = createConnection({ host: ip, port: port.containerPort, allowHalfOpen: true });
     open.add(client);
     open.add(upstream);
     const done = () => {
@@ -67,6 +71,7 @@ export async function forwardPort(
   );
   return {
     port,
+    address: () => (server.address() as { port: number }).port,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of open) s.destroy();

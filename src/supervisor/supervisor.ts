@@ -86,6 +86,8 @@ interface Svc {
   timer?: ReturnType<typeof setTimeout>;
   /** The restart-request label's value when the task started; a new value means "restart now". */
   requestSeen: string;
+  /** A start in progress, which stop() waits for so it cannot leave a task behind. */
+  launching?: Promise<void>;
 }
 
 /** Runs the extra services of one compose file. */
@@ -135,7 +137,7 @@ export class Supervisor {
         const svc = this.#newSvc(spec);
         this.#svcs.set(spec.name, svc);
         try {
-          await this.#launch(svc);
+          await this.#start(svc);
         } catch (err) {
           if (err instanceof InvalidArgumentError || signal?.aborted) throw err;
           this.#log.error("service failed to start", { service: spec.name, err: String(err) });
@@ -158,6 +160,7 @@ export class Supervisor {
       if (!svc) continue;
       svc.state = "stopping";
       try {
+        await svc.launching?.catch(() => {});
         await stopReplicaTask(svc.deps, svc.ref, this.#deps.stopGraceMs ?? 10_000);
         await removeReplicaContainer(svc.deps, svc.ref);
         this.#log.info("service stopped", { service: spec.name });
@@ -215,6 +218,11 @@ export class Supervisor {
       await removeReplicaContainer(deps, ref);
       this.#log.info("removed a service container of an earlier run", { service: c.id });
     }
+  }
+
+  #start(svc: Svc): Promise<void> {
+    svc.launching = this.#launch(svc);
+    return svc.launching;
   }
 
   // Creates the container when there is none, then starts its task.
@@ -367,7 +375,7 @@ export class Supervisor {
       if (this.#stopping) return;
       svc.restarts++;
       try {
-        await this.#launch(svc);
+        await this.#start(svc);
       } catch (err) {
         if (this.#stopping) return;
         this.#log.error("service restart failed", { service: svc.spec.name, err: String(err) });
