@@ -249,9 +249,9 @@ services:
     });
 
     await t.step("compose settings reach the container: read-only bind, cap_add", async () => {
-      const ip = (await listCache(join(dataDir, "provider/cni/results")))
+      const attached = (await listCache(join(dataDir, "provider/cni/results")))
         .find((id) => id === `${svcNs}.backend`);
-      assert.ok(ip, "backend has a CNI attachment under its network ID");
+      assert.ok(attached, "backend has a CNI attachment under its network ID");
       const vol = await until(
         "volume probe",
         () => text(`${published}/cgi-bin/fetch?backend:8080/cgi-bin/volume`),
