@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "../../../src/errors.ts";
-import { parseCompose, splitWords } from "../../../src/supervisor/compose.ts";
+import { parseCompose } from "../../../src/supervisor/compose.ts";
+import { splitWords } from "../../../src/supervisor/compose_fields.ts";
 
 const BASE = "/var/lib/faasd";
 const parse = (text: string) => parseCompose(text, { baseDir: BASE });
