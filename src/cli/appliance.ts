@@ -18,6 +18,7 @@ import { createLogger } from "../log.ts";
 import { serve } from "../platform/http.ts";
 import { startProvider } from "../provider/provider.ts";
 import { parseDuration } from "../provider/scale_labels.ts";
+import { loadServices, servicesNamespace, startServices } from "../supervisor/services.ts";
 import type { Io } from "./command.ts";
 
 /** Runs the appliance in the foreground; resolves with the exit code after a signal. */
@@ -32,6 +33,9 @@ export async function runAppliance(
     );
   }
   const log = createLogger({ level: config.logLevel }).child({ component: mode });
+  // A bad docker-compose.yaml stops `up` before anything starts.
+  const services = mode === "up" ? await loadServices(config.dataDir) : [];
+  const servicesNs = servicesNamespace(process.env.FAASD_SERVICES_NAMESPACE);
   const containerd = await Containerd.connect({ socket: config.containerdSocket }).catch(
     async (err) => {
       // A host without containerd, runc or the CNI plugins is told what to install; otherwise
@@ -62,6 +66,18 @@ export async function runAppliance(
       info: { release: BUILD_INFO.version, sha: BUILD_INFO.sha, arch: machine() },
       log,
     });
+    const supervisor = mode === "up"
+      ? await startServices({ containerd, images, conflist: provider.cni.conflist, log }, {
+        dataDir: config.dataDir,
+        subnet: config.subnet,
+        namespace: servicesNs,
+        services,
+        signal: stop.signal,
+      }).catch((err) => {
+        provider.close();
+        throw err;
+      })
+      : undefined;
     try {
       // The provider port speaks the faas-provider API with the same credentials.
       const providerHandler = (req: Request) => {
@@ -97,6 +113,7 @@ export async function runAppliance(
       await gateway?.close();
       log.info("servers stopped");
     } finally {
+      await supervisor?.stop();
       provider.close();
     }
   } finally {

@@ -150,6 +150,8 @@ export async function startProvider(opts: ProviderOptions) {
     secrets,
     namespaces,
     logs,
+    /** The replicas' CNI network, which the extra services join (src/supervisor/). */
+    cni,
     close: () => {
       fns.close();
       logs.close();
