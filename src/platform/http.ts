@@ -40,8 +40,13 @@ interface DenoServe {
   ): { finished: Promise<void>; addr: { port: number } };
 }
 
-/** Starts serving `handler`; resolves when the socket is listening. */
+/** Starts serving `handler`; resolves when the socket is listening (at once if already stopped). */
 export function serve(handler: Handler, opts: ServeOptions): Promise<Server> {
+  // A signal that fired before the server started (SIGTERM during start-up) is never delivered
+  // to it again, by Deno.serve or by node:http: nothing to serve, then.
+  if (opts.signal?.aborted) {
+    return Promise.resolve({ port: opts.port, finished: Promise.resolve() });
+  }
   const deno = (globalThis as { Deno?: DenoServe }).Deno;
   if (deno?.serve) {
     const server = deno.serve(
