@@ -4,10 +4,15 @@
  * here and handed to the router; `close()` stops their background work.
  */
 
+import { join } from "node:path";
 import type { ResolvedConfig } from "../config/config.ts";
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, NotFoundError, NotImplementedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { startProvider } from "../provider/provider.ts";
+import { createIntake } from "../queue/intake.ts";
+import { createJournalQueue } from "../queue/journal.ts";
+import type { QueueBackend } from "../queue/types.ts";
+import { startWorker } from "../queue/worker.ts";
 import { parseSize } from "./body.ts";
 import { createGatewayHandler, type Invoke } from "./router.ts";
 
@@ -36,10 +41,41 @@ export async function startGateway(opts: GatewayOptions) {
   const invoke: Invoke = (req, target, pathAndQuery) =>
     provider.proxy(req, target.name, target.namespace, pathAndQuery);
 
+  // Async queue (journal or JetStream) and its worker.
+  let enqueue: Invoke;
+  {
+    let queue: QueueBackend;
+    if (config.queue === "file") {
+      queue = await createJournalQueue({ dir: join(config.dataDir, "queue"), log });
+    } else {
+      // TODO(lead): nats
+      throw new NotImplementedError(
+        `--queue ${config.queue}: the JetStream backend is not wired yet`,
+      );
+    }
+    const lookup = async (name: string, namespace: string) => {
+      try {
+        const status = await provider.manager.get(name, namespace, { usage: false });
+        return status.annotations ?? {};
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      }
+    };
+    const worker = startWorker({ queue, invoke, lookup, log });
+    enqueue = createIntake({
+      queue,
+      exists: async (name, namespace) => (await lookup(name, namespace)) !== undefined,
+    });
+    // Closers run in reverse: the worker stops its callback retries, then the queue drains.
+    closers.push(() => queue.close(), () => worker.close());
+  }
+
   const handler = createGatewayHandler({
     checkAuth: opts.checkAuth,
     provider: provider.handler,
     invoke,
+    enqueue,
     maxBodyBytes,
     log,
   });
