@@ -85,11 +85,19 @@ export function startWorker(opts: WorkerOptions) {
   const background = new Set<Promise<void>>();
   const slots = new Map<string, { active: number; waiters: Array<() => void> }>();
 
-  async function acquire(key: string, limit: number): Promise<void> {
+  /** Waits for a slot of the function; false when the worker stops meanwhile. */
+  async function acquire(key: string, limit: number): Promise<boolean> {
     let s = slots.get(key);
     if (!s) slots.set(key, s = { active: 0, waiters: [] });
-    while (s.active >= limit) await new Promise<void>((r) => s!.waiters.push(r));
+    while (s.active >= limit && !stop.signal.aborted) {
+      await new Promise<void>((r) => s!.waiters.push(r));
+    }
+    if (stop.signal.aborted) {
+      if (s.active === 0 && s.waiters.length === 0) slots.delete(key);
+      return false;
+    }
     s.active++;
+    return true;
   }
 
   function release(key: string): void {
@@ -187,6 +195,8 @@ export function startWorker(opts: WorkerOptions) {
   }
 
   async function handle(d: Delivery): Promise<void> {
+    // Stopping: leave the delivery unsettled, so the queue keeps it for the next start.
+    if (stop.signal.aborted) return;
     const r = d.request;
     const fn = `${r.name}.${r.namespace}`;
     if (d.interrupted) {
@@ -209,7 +219,7 @@ export function startWorker(opts: WorkerOptions) {
       return;
     }
     const limit = concurrencyOf(annotations, perFunction);
-    await acquire(fn, limit);
+    if (!(await acquire(fn, limit))) return;
     let outcome: Outcome;
     try {
       await d.begin();
@@ -239,6 +249,8 @@ export function startWorker(opts: WorkerOptions) {
     /** Stops callback retries in the background; deliveries in progress finish (queue.close). */
     close: async (): Promise<void> => {
       stop.abort();
+      // Deliveries waiting for a slot give up (not begun, they stay queued).
+      for (const s of slots.values()) for (const wake of s.waiters.splice(0)) wake();
       await Promise.all([...background]);
     },
   };

@@ -221,7 +221,7 @@ Deno.test("async: 202 and callbacks, 404, kill -9 with queued work, full disk", 
           }
         }
         assert.ok(failed <= 2, `${failed} reported failed; at most the 2 in flight at the kill`);
-      console.log(`kill -9 after ${before}/30 results; ${failed} reported failed as interrupted`);
+        console.log(`kill -9 after ${before}/30 results; ${failed} reported failed as interrupted`);
       },
     );
 

@@ -299,3 +299,25 @@ Deno.test("worker: a GET is replayed without a body, with its query", async () =
   assert.deepEqual(seen, { method: "GET", path: "/a/b|/a/b?c=d", body: "" });
   await worker.close();
 });
+
+Deno.test("worker: on close, deliveries waiting for a slot are left queued", async () => {
+  let release = () => {};
+  const invoked: string[] = [];
+  const { deliver, worker } = setup({
+    concurrency: 1,
+    invoke: async (req) => {
+      invoked.push(req.headers.get("x-call-id")!);
+      await new Promise<void>((r) => (release = r));
+      return new Response("ok");
+    },
+  });
+  const first = deliver(request("running"));
+  const waiting = deliver(request("waiting"));
+  while (invoked.length === 0) await new Promise((r) => setTimeout(r, 1));
+  const closed = worker.close();
+  assert.deepEqual(await waiting, { begun: false, acked: false }, "not begun, not settled");
+  release();
+  assert.deepEqual(await first, { begun: true, acked: true }, "the running one finishes");
+  await closed;
+  assert.deepEqual(invoked, ["running"]);
+});
