@@ -15,6 +15,7 @@
 import { join } from "node:path";
 import { UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { Fifo, MinHeap } from "./collections.ts";
 import {
   decodeFrameAt,
   decodeSegment,
@@ -105,8 +106,8 @@ class Journal implements QueueBackend {
   #rewriteTimer: ReturnType<typeof setTimeout> | undefined;
 
   // Ready entries per function (round robin between functions), and delayed ones.
-  readonly #ready = new Map<string, Entry[]>();
-  #delayed: Entry[] = [];
+  readonly #ready = new Map<string, Fifo<Entry>>();
+  readonly #delayed = new MinHeap<{ at: number; e: Entry }>((d) => d.at);
   #delayTimer: ReturnType<typeof setTimeout> | undefined;
   #delayAt = Infinity;
 
@@ -253,13 +254,13 @@ class Journal implements QueueBackend {
   #schedule(e: Entry): void {
     if (e.notBefore > this.#now()) {
       e.state = "delayed";
-      this.#delayed.push(e);
+      this.#delayed.push({ at: e.notBefore, e });
       this.#armDelay(e.notBefore);
       return;
     }
     e.state = "ready";
     let list = this.#ready.get(e.key);
-    if (!list) this.#ready.set(e.key, list = []);
+    if (!list) this.#ready.set(e.key, list = new Fifo());
     list.push(e);
     this.#pump();
   }
@@ -271,12 +272,16 @@ class Journal implements QueueBackend {
     this.#delayTimer = setTimeout(() => {
       this.#delayAt = Infinity;
       const now = this.#now();
-      const due = this.#delayed.filter((e) => e.notBefore <= now);
-      this.#delayed = this.#delayed.filter((e) => e.notBefore > now);
-      for (const e of due) if (e.state === "delayed") this.#schedule(e);
-      const next = this.#delayed.reduce((n, e) => Math.min(n, e.notBefore), Infinity);
-      if (next < Infinity) this.#armDelay(next);
-    }, Math.max(0, at - this.#now()));
+      while ((this.#delayed.peek()?.at ?? Infinity) <= now) {
+        const { at, e } = this.#delayed.pop()!;
+        // Skip stale heap items: the entry was rescheduled or settled since.
+        if (e.state === "delayed" && e.notBefore === at && this.#entries.has(e.seq)) {
+          this.#schedule(e);
+        }
+      }
+      const next = this.#delayed.peek()?.at;
+      if (next !== undefined) this.#armDelay(next);
+    }, Math.min(3_600_000, Math.max(0, at - this.#now())));
   }
 
   /** The next ready entry, taking functions in turn so one backlog does not starve the rest. */

@@ -326,3 +326,24 @@ Deno.test("journal: an ack that cannot be written is written once space is back"
     await q2.close();
   });
 });
+
+Deno.test("journal: functions take turns, so one backlog does not starve another", async () => {
+  await withDir(async (dir) => {
+    const q = await createJournalQueue({ dir, log: silentLogger });
+    for (let i = 0; i < 6; i++) await q.enqueue(request(`a${i}`, "", "a"));
+    for (let i = 0; i < 2; i++) await q.enqueue(request(`b${i}`, "", "b"));
+    const seen = collect(q, (d) => d.ack(), 1);
+    await until("all", async () => (await q.depth()) === 0);
+    assert.deepEqual(seen.map((d) => d.request.id), [
+      "a0",
+      "b0",
+      "a1",
+      "b1",
+      "a2",
+      "a3",
+      "a4",
+      "a5",
+    ]);
+    await q.close();
+  });
+});
