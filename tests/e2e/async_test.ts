@@ -39,6 +39,8 @@ function countingImage() {
           ...Object.entries({
             count: 'echo "$QUERY_STRING" >> /tmp/calls; sleep 0.5; echo "counted $QUERY_STRING"',
             calls: "cat /tmp/calls 2>/dev/null; true",
+            mark: 'echo "$QUERY_STRING" >> /tmp/marks; echo "marked $QUERY_STRING"',
+            marks: "cat /tmp/marks 2>/dev/null; true",
             echo: "cat",
           }).map(([name, body]) => ({
             type: "file" as const,
@@ -222,6 +224,59 @@ Deno.test("async: 202 and callbacks, 404, kill -9 with queued work, full disk", 
         }
         assert.ok(failed <= 2, `${failed} reported failed; at most the 2 in flight at the kill`);
         console.log(`kill -9 after ${before}/30 results; ${failed} reported failed as interrupted`);
+      },
+    );
+
+    await t.step(
+      "kill -9 while requests are being accepted: none answered 202 is lost",
+      async () => {
+        const accepted: string[] = [];
+        let killed = false;
+        const clients = Array.from({ length: 8 }, async (_, c) => {
+          for (let i = 0; !killed && i < 400; i++) {
+            const id = `m${c}-${i}-${randomBytes(3).toString("hex")}`;
+            try {
+              const res = await post(`/cgi-bin/mark?${id}`, {
+                headers: { "x-call-id": id, "x-callback-url": callbacks.url },
+                body: id,
+              });
+              await res.body?.cancel();
+              if (res.status === 202) accepted.push(id);
+            } catch {
+              return; // the connection broke at the kill: not accepted
+            }
+          }
+        });
+        await until("requests to be accepted", () => accepted.length >= 150);
+        killed = true;
+        await app.kill();
+        await Promise.all(clients);
+        const atKill = new Set(accepted);
+        app = await app.restart();
+        const reported = () =>
+          new Set(callbacks.received.map((c) => c.id).filter((id) => atKill.has(id)));
+        await until(
+          "every accepted request reported",
+          () => reported().size === atKill.size,
+          90_000,
+        );
+        const listed = await (await fetch(`${app.url}/function/${fn}/cgi-bin/marks`)).text();
+        const invocations = new Map<string, number>();
+        for (const line of listed.split("\n").filter(Boolean)) {
+          invocations.set(line, (invocations.get(line) ?? 0) + 1);
+        }
+        let failed = 0;
+        for (const id of atKill) {
+          const n = invocations.get(id) ?? 0;
+          assert.ok(n <= 1, `${id} invoked ${n} times`);
+          const results = callbacks.received.filter((c) => c.id === id);
+          if (results.some((c) => c.status === 200)) assert.equal(n, 1, id);
+          else failed++;
+        }
+        assert.ok(failed <= 2, `${failed} reported failed`);
+        console.log(
+          `kill -9 during intake: ${atKill.size} accepted, all reported, ${failed} failed`,
+        );
       },
     );
 
