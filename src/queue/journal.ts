@@ -2,8 +2,9 @@
  * The default queue backend: an append-only journal under `<data-dir>/queue/`. Every change is a
  * record (accepted with the whole request, attempt begun, retry at, settled) appended to the
  * active segment and made durable with fdatasync before the caller's promise resolves; records
- * appended while one sync runs share the next (group commit). On open the segments are replayed:
- * requests begun and never settled come back `interrupted`, retries keep their not-before time.
+ * appended while one sync runs share the next (group commit, `journal_writer.ts`). On open the
+ * segments are replayed: requests begun and never settled come back `interrupted`, retries keep
+ * their not-before time.
  *
  * Compaction: segments are removed oldest first once no live request has its accept record in
  * them (a live request's later records are always in the same or newer segments, so nothing it
@@ -16,14 +17,9 @@ import { join } from "node:path";
 import { UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { Fifo, MinHeap } from "./collections.ts";
-import {
-  decodeFrameAt,
-  decodeSegment,
-  encodeFrame,
-  type JournalRecord,
-  SEGMENT_MAGIC,
-} from "./journal_codec.ts";
-import { type JournalFile, type JournalFs, nodeJournalFs } from "./journal_fs.ts";
+import { decodeFrameAt, decodeSegment, encodeFrame, type JournalRecord } from "./journal_codec.ts";
+import { type JournalFs, nodeJournalFs } from "./journal_fs.ts";
+import { JournalWriter, type PendingRecord, type Segment } from "./journal_writer.ts";
 import type { Delivery, QueueBackend, QueuedRequest } from "./types.ts";
 
 /** Options of the journal. */
@@ -57,25 +53,6 @@ interface Entry {
   state: EntryState;
 }
 
-interface Segment {
-  num: number;
-  size: number;
-  /** Live requests whose accept record is in this segment, and their bytes. */
-  live: number;
-  liveBytes: number;
-}
-
-interface Pending {
-  frame: Uint8Array;
-  /** Accepts and begins fail to the caller; retries and settles are written again later. */
-  kind: "accept" | "begin" | "later";
-  onDurable?: (segment: number, offset: number) => void;
-  /** For `later` records that failed: apply what can be applied in memory now. */
-  onDeferred?: () => void;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
 const SEGMENT_NAME = /^journal-(\d{10})\.log$/;
 
 /** Opens (replaying what is there) the journal queue in `opts.dir`. */
@@ -90,20 +67,12 @@ class Journal implements QueueBackend {
   readonly #log: Logger;
   readonly #fs: JournalFs;
   readonly #now: () => number;
-  readonly #segmentBytes: number;
-  readonly #rewriteDelayMs: number;
   readonly #unsettledDelayMs: number;
+  readonly #writer: JournalWriter;
 
   readonly #entries = new Map<number, Entry>();
   readonly #segments = new Map<number, Segment>();
-  #active!: { segment: Segment; file: JournalFile };
-  #needRotate = false;
   #nextSeq = 1;
-
-  #queue: Pending[] = [];
-  #deferred: Pending[] = [];
-  #writing: Promise<void> | undefined;
-  #rewriteTimer: ReturnType<typeof setTimeout> | undefined;
 
   // Ready entries per function (round robin between functions), and delayed ones.
   readonly #ready = new Map<string, Fifo<Entry>>();
@@ -116,15 +85,27 @@ class Journal implements QueueBackend {
   #inflight = 0;
   #idle: (() => void) | undefined;
   #closed = false;
+  #lastUnavailableLog = -Infinity;
 
   constructor(opts: JournalOptions) {
     this.#dir = opts.dir;
     this.#log = opts.log.child({ component: "queue" });
     this.#fs = opts.fs ?? nodeJournalFs;
     this.#now = opts.now ?? Date.now;
-    this.#segmentBytes = opts.segmentBytes ?? 16 * 1024 * 1024;
-    this.#rewriteDelayMs = opts.rewriteDelayMs ?? 1000;
     this.#unsettledDelayMs = opts.unsettledDelayMs ?? 1000;
+    this.#writer = new JournalWriter({
+      dir: this.#dir,
+      fs: this.#fs,
+      log: this.#log,
+      segmentBytes: opts.segmentBytes ?? 16 * 1024 * 1024,
+      rewriteDelayMs: opts.rewriteDelayMs ?? 1000,
+      path: (num) => this.#path(num),
+      onSegment: (segment, first) => {
+        this.#segments.set(segment.num, segment);
+        return first ? Promise.resolve([]) : this.#carryForward();
+      },
+      afterBatch: () => this.#collect(),
+    });
   }
 
   /** Replays the segments, removes dead ones and starts a new active segment. */
@@ -155,7 +136,7 @@ class Journal implements QueueBackend {
       seg.liveBytes += e.length;
       this.#schedule(e);
     }
-    await this.#startSegment((nums.at(-1) ?? 0) + 1);
+    await this.#writer.start((nums.at(-1) ?? 0) + 1);
     await this.#collect();
     this.#log.info("async queue opened", {
       dir: this.#dir,
@@ -203,7 +184,7 @@ class Journal implements QueueBackend {
     if (this.#closed) throw new UnavailableError("async queue is shutting down");
     const rec = { type: "accept", seq: this.#nextSeq++, attempt: 1, notBefore: 0, begun: false };
     const frame = encodeFrame({ ...rec, request } as JournalRecord);
-    await this.#append(frame, "accept", (segment, offset) => {
+    await this.#writer.append(frame, "fail", (segment, offset) => {
       const e: Entry = {
         seq: rec.seq,
         key: `${request.name}.${request.namespace}`,
@@ -239,14 +220,7 @@ class Journal implements QueueBackend {
     this.#closed = true;
     clearTimeout(this.#delayTimer);
     if (this.#inflight > 0) await new Promise<void>((r) => (this.#idle = r));
-    clearTimeout(this.#rewriteTimer);
-    while (this.#writing) await this.#writing;
-    if (this.#deferred.length > 0) {
-      this.#log.warn("async queue closed with records it could not write", {
-        records: this.#deferred.length,
-      });
-    }
-    await this.#active.file.close().catch(() => {});
+    await this.#writer.close();
   }
 
   // ---- delivery ----
@@ -316,7 +290,8 @@ class Journal implements QueueBackend {
         interrupted: e.interrupted,
         begin: () => {
           if (settled) return Promise.reject(new Error("delivery already settled"));
-          return this.#append(encodeFrame({ type: "begin", seq: e.seq, attempt }), "begin", () => {
+          const frame = encodeFrame({ type: "begin", seq: e.seq, attempt });
+          return this.#writer.append(frame, "fail", () => {
             e.begun = true;
           });
         },
@@ -324,7 +299,7 @@ class Journal implements QueueBackend {
           if (settled) return Promise.resolve();
           settled = true;
           e.state = "settling";
-          return this.#append(encodeFrame({ type: "settle", seq: e.seq }), "later", () => {
+          return this.#writer.append(encodeFrame({ type: "settle", seq: e.seq }), "later", () => {
             this.#remove(e);
           });
         },
@@ -341,7 +316,7 @@ class Journal implements QueueBackend {
             e.notBefore = next.notBefore;
             if (!this.#closed) this.#schedule(e);
           };
-          return this.#append(
+          return this.#writer.append(
             encodeFrame({ type: "retry", seq: e.seq, ...next }),
             "later",
             apply,
@@ -351,7 +326,15 @@ class Journal implements QueueBackend {
       };
       await handler(delivery);
     } catch (err) {
-      this.#log.error("async delivery failed", { seq: e.seq, err });
+      if (!(err instanceof UnavailableError)) {
+        this.#log.error("async delivery failed", { seq: e.seq, err });
+      } else if (this.#now() - this.#lastUnavailableLog > 10_000) {
+        // A full disk fails every begin until space is back: say so now and then, not each time.
+        this.#lastUnavailableLog = this.#now();
+        this.#log.warn("async deliveries wait: the queue cannot record them", {
+          err: err.message,
+        });
+      }
     } finally {
       this.#inflight--;
       if (!settled && this.#entries.has(e.seq)) {
@@ -403,149 +386,17 @@ class Journal implements QueueBackend {
     }
   }
 
-  // ---- writing ----
-
-  #append(
-    frame: Uint8Array,
-    kind: Pending["kind"],
-    onDurable?: Pending["onDurable"],
-    onDeferred?: () => void,
-  ): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ frame, kind, onDurable, onDeferred, resolve, reject });
-      this.#kick();
-    });
-  }
-
-  #kick(): void {
-    if (this.#writing || this.#queue.length === 0) return;
-    this.#writing = (async () => {
-      try {
-        while (this.#queue.length > 0) {
-          const batch = [...this.#deferred, ...this.#queue];
-          this.#deferred = [];
-          this.#queue = [];
-          await this.#writeBatch(batch);
-        }
-      } finally {
-        this.#writing = undefined;
-      }
-    })();
-  }
-
-  async #writeBatch(batch: Pending[]): Promise<void> {
-    let carried: Pending[] = [];
-    const active = () => this.#active;
-    let start = active().segment.size;
-    try {
-      if (this.#needRotate || start >= this.#segmentBytes) {
-        await this.#startSegment(active().segment.num + 1);
-        carried = await this.#carryForward();
-        start = active().segment.size;
-      }
-      const all = [...carried, ...batch];
-      const total = all.reduce((n, p) => n + p.frame.length, 0);
-      const buf = new Uint8Array(total);
-      const offsets: number[] = [];
-      let at = 0;
-      for (const p of all) {
-        offsets.push(start + at);
-        buf.set(p.frame, at);
-        at += p.frame.length;
-      }
-      const { file, segment } = active();
-      let written = 0;
-      while (written < total) {
-        const n = await file.write(buf.subarray(written), start + written);
-        if (n <= 0) throw new Error("the file system accepted no bytes");
-        written += n;
-      }
-      await file.datasync();
-      segment.size = start + total;
-      all.forEach((p, i) => {
-        p.onDurable?.(segment.num, offsets[i]);
-        p.resolve();
-      });
-    } catch (err) {
-      const error = this.#storeError(err);
-      this.#log.error("async queue write failed", { err: error.message, records: batch.length });
-      // Nothing half-written may stay in front of later records: cut the segment back, or
-      // start a new one when even that fails.
-      await active().file.truncate(start).catch(() => (this.#needRotate = true));
-      for (const p of batch) {
-        if (p.kind === "later") {
-          this.#deferred.push(p);
-          p.onDeferred?.();
-          p.resolve();
-        } else {
-          p.reject(error);
-        }
-      }
-      if (this.#deferred.length > 0) this.#scheduleRewrite();
-      return;
-    }
-    await this.#collect();
-  }
-
-  #scheduleRewrite(): void {
-    clearTimeout(this.#rewriteTimer);
-    this.#rewriteTimer = setTimeout(() => {
-      if (this.#queue.length === 0 && this.#deferred.length > 0) {
-        // An empty batch carries the deferred records.
-        this.#queue.push(...this.#deferred.splice(0));
-      }
-      this.#kick();
-    }, this.#rewriteDelayMs);
-  }
-
-  #storeError(err: unknown): UnavailableError {
-    const code = (err as { code?: string }).code;
-    if (code === "ENOSPC" || code === "EDQUOT") {
-      return new UnavailableError(
-        `async queue cannot store the request: disk full under ${this.#dir}`,
-        { cause: err },
-      );
-    }
-    return new UnavailableError(
-      `async queue cannot store the request: writing under ${this.#dir} failed: ${
-        (err as Error).message
-      }`,
-      { cause: err },
-    );
-  }
-
-  async #startSegment(num: number): Promise<void> {
-    const file = await this.#fs.open(this.#path(num), "create");
-    try {
-      await file.write(SEGMENT_MAGIC, 0).then((n) => {
-        if (n !== SEGMENT_MAGIC.length) throw new Error("short write of the segment header");
-      });
-      await file.datasync();
-      await this.#fs.syncDir(this.#dir);
-    } catch (err) {
-      await file.close().catch(() => {});
-      await this.#fs.unlink(this.#path(num)).catch(() => {});
-      throw err;
-    }
-    const old = this.#active;
-    this.#active = {
-      segment: { num, size: SEGMENT_MAGIC.length, live: 0, liveBytes: 0 },
-      file,
-    };
-    this.#segments.set(num, this.#active.segment);
-    this.#needRotate = false;
-    await old?.file.close().catch(() => {});
-  }
+  // ---- compaction ----
 
   /**
    * Re-writes the live requests of the oldest closed segment into the new active one when they
    * are at most half of it, so the segment can go.
    */
-  async #carryForward(): Promise<Pending[]> {
-    const oldest = [...this.#segments.values()].filter((s) => s.num !== this.#active.segment.num)
+  async #carryForward(): Promise<PendingRecord[]> {
+    const oldest = [...this.#segments.values()].filter((s) => s.num !== this.#writer.active.num)
       .sort((a, b) => a.num - b.num)[0];
     if (!oldest || oldest.live === 0 || oldest.liveBytes * 2 > oldest.size) return [];
-    const out: Pending[] = [];
+    const out: PendingRecord[] = [];
     for (const e of this.#entries.values()) {
       if (e.segment !== oldest.num) continue;
       const rec = await this.#readFrame(e.segment, e.offset, e.length).catch((err) => {
@@ -589,7 +440,7 @@ class Journal implements QueueBackend {
 
   /** Removes the oldest closed segments while no live request has its accept record there. */
   async #collect(): Promise<void> {
-    const closed = [...this.#segments.values()].filter((s) => s.num !== this.#active.segment.num)
+    const closed = [...this.#segments.values()].filter((s) => s.num !== this.#writer.active.num)
       .sort((a, b) => a.num - b.num);
     let removed = false;
     for (const seg of closed) {
