@@ -117,7 +117,10 @@ export interface DecodedSegment {
 /** Decodes a whole segment file; a torn or corrupt tail is reported, never thrown. */
 export function decodeSegment(data: Uint8Array): DecodedSegment {
   if (!startsWithMagic(data)) {
-    return { frames: [], validBytes: 0, torn: data.length ? "no segment header" : undefined };
+    return data.length ? { frames: [], validBytes: 0, torn: "no segment header" } : {
+      frames: [],
+      validBytes: 0,
+    };
   }
   const frames: DecodedFrame[] = [];
   let off = SEGMENT_MAGIC.length;
