@@ -393,7 +393,7 @@ class Journal implements QueueBackend {
    * are at most half of it, so the segment can go.
    */
   async #carryForward(): Promise<PendingRecord[]> {
-    const oldest = [...this.#segments.values()].filter((s) => s.num !== this.#writer.active.num)
+    const oldest = [...this.#segments.values()].filter((s) => s.num !== this.#writer.active?.num)
       .sort((a, b) => a.num - b.num)[0];
     if (!oldest || oldest.live === 0 || oldest.liveBytes * 2 > oldest.size) return [];
     const out: PendingRecord[] = [];
@@ -440,7 +440,7 @@ class Journal implements QueueBackend {
 
   /** Removes the oldest closed segments while no live request has its accept record there. */
   async #collect(): Promise<void> {
-    const closed = [...this.#segments.values()].filter((s) => s.num !== this.#writer.active.num)
+    const closed = [...this.#segments.values()].filter((s) => s.num !== this.#writer.active?.num)
       .sort((a, b) => a.num - b.num);
     let removed = false;
     for (const seg of closed) {

@@ -50,7 +50,8 @@ export interface WriterOptions {
 /** Appends records durably, in order, many per sync. */
 export class JournalWriter {
   readonly #o: WriterOptions;
-  #active!: { segment: Segment; file: JournalFile };
+  #active: { segment: Segment; file: JournalFile } | undefined;
+  #nextNum = 1;
   #needRotate = false;
   #queue: PendingRecord[] = [];
   #deferred: PendingRecord[] = [];
@@ -61,15 +62,26 @@ export class JournalWriter {
     this.#o = opts;
   }
 
-  /** The segment being appended to. */
-  get active(): Segment {
-    return this.#active.segment;
+  /** The segment being appended to (none while it cannot be created). */
+  get active(): Segment | undefined {
+    return this.#active?.segment;
   }
 
-  /** Creates the first segment to write to. */
+  /**
+   * Creates the first segment to write to. When that fails (a full disk) the journal still
+   * opens — what it holds is delivered — and the next write tries again.
+   */
   async start(num: number): Promise<void> {
-    await this.#startSegment(num);
-    await this.#o.onSegment(this.#active.segment, true);
+    this.#nextNum = num;
+    try {
+      await this.#startSegment();
+    } catch (err) {
+      this.#o.log.warn("cannot start a journal segment; async requests are refused until it can", {
+        err: this.#storeError(err).message,
+      });
+      return;
+    }
+    await this.#o.onSegment(this.#active!.segment, true);
   }
 
   /** Appends a frame; resolves once it is durable (or, for `later`, deferred). */
@@ -94,7 +106,7 @@ export class JournalWriter {
         records: this.#deferred.length,
       });
     }
-    await this.#active.file.close().catch(() => {});
+    await this.#active?.file.close().catch(() => {});
   }
 
   #kick(): void {
@@ -115,12 +127,12 @@ export class JournalWriter {
 
   async #writeBatch(batch: PendingRecord[]): Promise<void> {
     let carried: PendingRecord[] = [];
-    let start = this.#active.segment.size;
+    let start = this.#active?.segment.size ?? 0;
     try {
-      if (this.#needRotate || start >= this.#o.segmentBytes) {
-        await this.#startSegment(this.#active.segment.num + 1);
-        carried = await this.#o.onSegment(this.#active.segment, false);
-        start = this.#active.segment.size;
+      if (!this.#active || this.#needRotate || start >= this.#o.segmentBytes) {
+        await this.#startSegment();
+        carried = await this.#o.onSegment(this.#active!.segment, false);
+        start = this.#active!.segment.size;
       }
       const all = [...carried, ...batch];
       const total = all.reduce((n, p) => n + p.frame.length, 0);
@@ -132,7 +144,7 @@ export class JournalWriter {
         buf.set(p.frame, at);
         at += p.frame.length;
       }
-      const { file, segment } = this.#active;
+      const { file, segment } = this.#active!;
       let written = 0;
       while (written < total) {
         const n = await file.write(buf.subarray(written), start + written);
@@ -153,7 +165,7 @@ export class JournalWriter {
       });
       // Nothing half-written may stay in front of later records: cut the segment back, or
       // start a new one when even that fails. Carried records are simply not carried.
-      await this.#active.file.truncate(start).catch(() => (this.#needRotate = true));
+      await this.#active?.file.truncate(start).catch(() => (this.#needRotate = true));
       for (const p of batch) {
         if (p.kind === "later") {
           this.#deferred.push(p);
@@ -194,7 +206,8 @@ export class JournalWriter {
     );
   }
 
-  async #startSegment(num: number): Promise<void> {
+  async #startSegment(): Promise<void> {
+    const num = this.#nextNum;
     const path = this.#o.path(num);
     const file = await this.#o.fs.open(path, "create");
     try {
@@ -213,6 +226,7 @@ export class JournalWriter {
       segment: { num, size: SEGMENT_MAGIC.length, live: 0, liveBytes: 0 },
       file,
     };
+    this.#nextNum = num + 1;
     this.#needRotate = false;
     await old?.file.close().catch(() => {});
   }

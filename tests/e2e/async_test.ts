@@ -296,6 +296,12 @@ Deno.test("async: 202 and callbacks, 404, kill -9 with queued work, full disk", 
         const message = await refused.text();
         assert.match(message, /^async queue cannot store the request: disk full under /);
         assert.ok(message.includes(queueDir), message);
+        // A restart on the full disk: the appliance comes up and still refuses clearly.
+        await app.stop();
+        app = await app.restart();
+        const again = await post("/cgi-bin/echo", { body: big });
+        assert.equal(again.status, 503);
+        assert.match(await again.text(), /disk full under /);
         await rm(filler);
         const accepted = await post("/cgi-bin/echo", {
           body: big,

@@ -347,3 +347,29 @@ Deno.test("journal: functions take turns, so one backlog does not starve another
     await q.close();
   });
 });
+
+Deno.test("journal: opens on a full disk, delivers what it holds, refuses until space is back", async () => {
+  await withDir(async (dir) => {
+    const q = await createJournalQueue({ dir, log: silentLogger });
+    await q.enqueue(request("held"));
+    await q.close();
+    let full = true;
+    const enospc = () => Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+    const fs: JournalFs = {
+      ...nodeJournalFs,
+      open: (path, mode) => {
+        if (full && mode === "create") return Promise.reject(enospc());
+        return nodeJournalFs.open(path, mode);
+      },
+    };
+    const q2 = await createJournalQueue({ dir, log: silentLogger, fs });
+    assert.equal(await q2.depth(), 1);
+    await assert.rejects(q2.enqueue(request("refused")), /disk full under/);
+    full = false;
+    await q2.enqueue(request("accepted"));
+    const seen = collect(q2, (d) => d.ack(), 1);
+    await until("both delivered", async () => (await q2.depth()) === 0);
+    assert.deepEqual(seen.map((d) => d.request.id), ["held", "accepted"]);
+    await q2.close();
+  });
+});
