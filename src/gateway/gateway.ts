@@ -4,10 +4,16 @@
  * here and handed to the router; `close()` stops their background work.
  */
 
+import { join } from "node:path";
 import type { ResolvedConfig } from "../config/config.ts";
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { startProvider } from "../provider/provider.ts";
+import { createIntake } from "../queue/intake.ts";
+import { createJetStreamQueue } from "../queue/jetstream.ts";
+import { createJournalQueue } from "../queue/journal.ts";
+import type { QueueBackend } from "../queue/types.ts";
+import { startWorker } from "../queue/worker.ts";
 import { parseSize } from "./body.ts";
 import { refreshOnChange, startCron } from "./cron.ts";
 import { createGatewayHandler, type Invoke } from "./router.ts";
@@ -38,16 +44,44 @@ export async function startGateway(opts: GatewayOptions) {
   const invoke: Invoke = (req, target, pathAndQuery) =>
     provider.proxy(req, target.name, target.namespace, pathAndQuery);
 
+  // Async queue (journal or JetStream) and its worker.
+  let enqueue: Invoke;
+  {
+    let queue: QueueBackend;
+    if (config.queue === "file") {
+      queue = await createJournalQueue({ dir: join(config.dataDir, "queue"), log });
+    } else {
+      queue = await createJetStreamQueue({ url: config.queue, log });
+    }
+    const lookup = async (name: string, namespace: string) => {
+      try {
+        const status = await provider.manager.get(name, namespace, { usage: false });
+        return status.annotations ?? {};
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      }
+    };
+    const worker = startWorker({ queue, invoke, lookup, log });
+    enqueue = createIntake({
+      queue,
+      exists: async (name, namespace) => (await lookup(name, namespace)) !== undefined,
+    });
+    // Closers run in reverse: the worker stops its callback retries, then the queue drains.
+    closers.push(() => queue.close(), () => worker.close());
+  }
+
   // Cron.
   // Functions annotated `topic: cron-function` are invoked on their `schedule`; a function
-  // deployed, updated or deleted through the API is picked up at once. `enqueue` belongs here
-  // too once the async queue is composed above (async: "true" functions then go through it).
+  // deployed, updated or deleted through the API is picked up at once; `async: "true"` ones go
+  // through the queue.
   const cron = startCron({
     listFunctions: async () => {
       const namespaces = await provider.namespaces.list();
       return (await Promise.all(namespaces.map((ns) => provider.manager.list(ns)))).flat();
     },
     invoke,
+    enqueue,
     log,
   });
   closers.push(() => cron.close());
@@ -62,6 +96,7 @@ export async function startGateway(opts: GatewayOptions) {
     checkAuth: opts.checkAuth,
     provider: providerHandler,
     invoke,
+    enqueue,
     ui,
     maxBodyBytes,
     log,
