@@ -8,6 +8,9 @@ import type { ResolvedConfig } from "../config/config.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { startProvider } from "../provider/provider.ts";
+import { createGatewayMetrics } from "../metrics/gateway_metrics.ts";
+import { parseDuration } from "../provider/scale_labels.ts";
+import { Autoscaler } from "./autoscaler.ts";
 import { parseSize } from "./body.ts";
 import { createGatewayHandler, type Invoke } from "./router.ts";
 
@@ -33,13 +36,38 @@ export async function startGateway(opts: GatewayOptions) {
   const closers: Array<() => Promise<void> | void> = [];
 
   // Synchronous invocation: the provider's proxy.
-  const invoke: Invoke = (req, target, pathAndQuery) =>
+  let invoke: Invoke = (req, target, pathAndQuery) =>
     provider.proxy(req, target.name, target.namespace, pathAndQuery);
+
+  // Metrics and autoscaling.
+  // Invocations are counted by wrapping `invoke` (whatever is built below calls the wrapped one);
+  // /system/functions reports invocationCount from these metrics, and the autoscaler reads the
+  // load from them every second.
+  const now = () => performance.now();
+  const metrics = createGatewayMetrics({ functions: () => provider.manager.snapshot(), now });
+  invoke = metrics.invocations.instrument(invoke);
+  provider.manager.countInvocationsWith((name, ns) =>
+    metrics.invocations.invocationCount(name, ns)
+  );
+  const scaleDownWindowMs = parseDuration(config.scaleDownWindow);
+  if (scaleDownWindowMs === undefined) {
+    throw new InvalidArgumentError(`--scale-down-window: cannot read "${config.scaleDownWindow}"`);
+  }
+  const autoscaler = new Autoscaler({
+    functions: () => provider.manager.snapshot(),
+    load: (name, ns) => metrics.invocations.load(name, ns),
+    scale: (name, ns, replicas) => provider.manager.scale(name, ns, replicas),
+    now,
+    log,
+  }, { scaleDownWindowMs });
+  autoscaler.start();
+  closers.push(() => autoscaler.close());
 
   const handler = createGatewayHandler({
     checkAuth: opts.checkAuth,
     provider: provider.handler,
     invoke,
+    metrics: metrics.handler,
     maxBodyBytes,
     log,
   });
