@@ -62,6 +62,9 @@ export async function startGateway(opts: GatewayOptions) {
   }, { scaleDownWindowMs });
   autoscaler.start();
   closers.push(() => autoscaler.close());
+  // Requests for names that do not exist leave series behind until pruned, scraped or not.
+  const pruner = setInterval(() => metrics.prune(), 10_000);
+  closers.push(() => clearInterval(pruner));
 
   const handler = createGatewayHandler({
     checkAuth: opts.checkAuth,

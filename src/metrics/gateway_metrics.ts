@@ -41,10 +41,13 @@ export function createGatewayMetrics(deps: GatewayMetricsDeps) {
     help: "Requests to each function waiting for their response headers",
     labelNames: ["function_name"],
   });
-  registry.onCollect(() => {
-    const fns = deps.functions();
+  const prune = (fns: FunctionReplicas[]) => {
     const live = new Set(fns.map((f) => `${f.name}.${f.namespace}`));
     invocations.retain((name, namespace) => live.has(`${name}.${namespace}`));
+  };
+  registry.onCollect(() => {
+    const fns = deps.functions();
+    prune(fns);
     serviceCount.clear();
     inflight.clear();
     for (const f of fns) {
@@ -75,6 +78,11 @@ export function createGatewayMetrics(deps: GatewayMetricsDeps) {
   return {
     registry,
     invocations,
+    /**
+     * Drops the series of functions no longer deployed (and of names that never were); runs at
+     * each scrape, and should also run now and then when nobody scrapes.
+     */
+    prune: () => prune(deps.functions()),
     /** `GET /metrics`: the Prometheus text format, no authentication (the OpenFaaS contract). */
     handler: async (_req: Request): Promise<Response> =>
       new Response(await registry.render(), { headers: { "content-type": CONTENT_TYPE } }),

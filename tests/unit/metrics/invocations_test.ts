@@ -186,3 +186,21 @@ Deno.test("/metrics serves the text format with replicas, in-flight requests, qu
   assert.equal(sample(after, "faasd_queue_depth"), undefined, "a failing queue is left out");
   assert.equal(sample(after, 'faasd_function_inflight_requests{function_name="a.openfaas-fn"}'), 0);
 });
+
+Deno.test("prune() drops the series of names that are not deployed, without a scrape", async () => {
+  const f = fakes();
+  const m = createGatewayMetrics({
+    functions: () => [{ name: "real", namespace: "openfaas-fn", replicas: 1 }],
+    now: f.now,
+  });
+  const invoke = m.invocations.instrument(f.invoke);
+  for (const name of ["real", "typo"]) {
+    const p = invoke(req(), target(name), "/");
+    f.answer(new Response(null, { status: name === "real" ? 200 : 404 }));
+    await p;
+  }
+  m.prune();
+  assert.equal(m.invocations.invocationCount("real", "openfaas-fn"), 1);
+  assert.equal(m.invocations.load("typo", "openfaas-fn"), undefined);
+  assert.doesNotMatch(await m.registry.render(), /typo/);
+});
