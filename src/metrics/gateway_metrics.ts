@@ -56,19 +56,17 @@ export function createGatewayMetrics(deps: GatewayMetricsDeps) {
       inflight.labels(functionName).set(invocations.load(f.name, f.namespace)?.inflight ?? 0);
     }
   });
-  if (deps.queueDepth) {
-    const queueDepth = deps.queueDepth;
-    const depth = registry.gauge({
-      name: "faasd_queue_depth",
-      help: "Async requests accepted and not yet settled",
-    });
-    registry.onCollect(async () => {
-      // A queue that cannot answer leaves the gauge out of this scrape rather than failing it.
-      depth.clear();
-      const n = await queueDepth().catch(() => undefined);
-      if (n !== undefined) depth.labels().set(n);
-    });
-  }
+  let queueDepth = deps.queueDepth;
+  const depth = registry.gauge({
+    name: "faasd_queue_depth",
+    help: "Async requests accepted and not yet settled",
+  });
+  registry.onCollect(async () => {
+    // Without a queue, or when it cannot answer, the gauge is left out of this scrape.
+    depth.clear();
+    const n = await queueDepth?.().catch(() => undefined);
+    if (n !== undefined) depth.labels().set(n);
+  });
   const rss = registry.gauge({
     name: "process_resident_memory_bytes",
     help: "Resident memory of the faasd process in bytes",
@@ -83,6 +81,10 @@ export function createGatewayMetrics(deps: GatewayMetricsDeps) {
      * each scrape, and should also run now and then when nobody scrapes.
      */
     prune: () => prune(deps.functions()),
+    /** Reports the async queue's depth as `faasd_queue_depth` (for a queue built later). */
+    watchQueue: (getDepth: () => Promise<number>) => {
+      queueDepth = getDepth;
+    },
     /** `GET /metrics`: the Prometheus text format, no authentication (the OpenFaaS contract). */
     handler: async (_req: Request): Promise<Response> =>
       new Response(await registry.render(), { headers: { "content-type": CONTENT_TYPE } }),

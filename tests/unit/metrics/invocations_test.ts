@@ -204,3 +204,10 @@ Deno.test("prune() drops the series of names that are not deployed, without a sc
   assert.equal(m.invocations.load("typo", "openfaas-fn"), undefined);
   assert.doesNotMatch(await m.registry.render(), /typo/);
 });
+
+Deno.test("faasd_queue_depth appears once a queue is watched", async () => {
+  const m = createGatewayMetrics({ functions: () => [] });
+  assert.doesNotMatch(await m.registry.render(), /faasd_queue_depth/);
+  m.watchQueue(() => Promise.resolve(3));
+  assert.equal(sample(await m.registry.render(), "faasd_queue_depth"), 3);
+});
