@@ -50,6 +50,8 @@ interface FunctionState {
   /** The replica count last seen or set by us. */
   replicas: number;
   prev?: FunctionLoad;
+  /** When the previous look was. */
+  lookedAt?: number;
   /** Recommendations within the scale-down window, oldest first. */
   history: Array<{ at: number; want: number }>;
   pending: boolean;
@@ -120,8 +122,13 @@ export class Autoscaler {
   #decide(f: ScaledFunction, s: FunctionState, now: number): void {
     const policy = this.#policy(f, s);
     const load = this.#deps.load(f.name, f.namespace);
-    const prev = s.prev;
+    // A function without requests at the previous look had all of these since then.
+    const prev = s.prev ??
+      (load && s.lookedAt !== undefined
+        ? { at: s.lookedAt, started: 0, inflight: 0, busyMs: 0 }
+        : undefined);
     s.prev = load;
+    s.lookedAt = now;
     if (!policy || (!policy.load && policy.zeroAfterMs === undefined) || s.pending) return;
     if (f.replicas !== s.replicas) {
       // Scaled by someone else (a manual scale, a request waking it from zero): that count

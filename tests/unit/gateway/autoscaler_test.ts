@@ -89,6 +89,14 @@ Deno.test("rps: replicas rise to ceil(load / target) within two looks", async ()
   assert.equal(f.replicas, 5);
 });
 
+Deno.test("the first requests after a look without any count from that look: scaled at once", async () => {
+  const f = fn("new", { "com.openfaas.scale.target": "10" });
+  const h = harness([f]);
+  await h.second(); // seen, never invoked
+  await h.second({ new: { rps: 25 } });
+  assert.deepEqual(h.scaled, ["new → 3"]);
+});
+
 Deno.test("capacity: replicas follow requests in flight per replica, capped at max", async () => {
   const f = fn("slow", {
     "com.openfaas.scale.type": "capacity",
