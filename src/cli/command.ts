@@ -124,6 +124,12 @@ export const GATEWAY_FLAGS: Record<string, Flag> = {
     config: "maxBodySize",
     description: "largest request body accepted (413 above it)",
   },
+  "scale-down-window": {
+    type: "string",
+    valueName: "DURATION",
+    config: "scaleDownWindow",
+    description: "how long a lower load must last before the autoscaler removes replicas",
+  },
 };
 
 /** A port flag backed by a config key. */

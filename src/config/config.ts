@@ -29,6 +29,8 @@ export interface ResolvedConfig {
   readonly upstreamTimeout: string;
   /** Largest request body the gateway accepts (`20Mi`, `1Gi`, plain bytes). */
   readonly maxBodySize: string;
+  /** How long a lower load must last before the autoscaler removes replicas (`30s`). */
+  readonly scaleDownWindow: string;
 }
 
 /** Values as they arrive from flags or the environment, before validation. */
@@ -47,6 +49,7 @@ export const DEFAULTS: ResolvedConfig = Object.freeze({
   queue: "file",
   upstreamTimeout: "65s",
   maxBodySize: "20Mi",
+  scaleDownWindow: "30s",
 });
 
 /** The environment variable that may set each option, named in `--help`. */
@@ -62,6 +65,7 @@ export const ENV_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object.
   queue: "FAASD_QUEUE",
   upstreamTimeout: "FAASD_UPSTREAM_TIMEOUT",
   maxBodySize: "FAASD_MAX_BODY_SIZE",
+  scaleDownWindow: "FAASD_SCALE_DOWN_WINDOW",
 });
 
 /** The command-line flag for each option, used in error messages. */
@@ -77,6 +81,7 @@ export const FLAG_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object
   queue: "--queue",
   upstreamTimeout: "--upstream-timeout",
   maxBodySize: "--max-body-size",
+  scaleDownWindow: "--scale-down-window",
 });
 
 /**
@@ -134,6 +139,13 @@ export function resolveConfig(
     );
   }
 
+  const scaleDownWindow = pick("scaleDownWindow");
+  if (scaleDownWindow && !/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(scaleDownWindow.value)) {
+    throw new InvalidArgumentError(
+      `${scaleDownWindow.source} must be a duration such as 30s or 1m, got "${scaleDownWindow.value}"`,
+    );
+  }
+
   return Object.freeze({
     dataDir: path("dataDir"),
     containerdSocket: path("containerdSocket"),
@@ -162,5 +174,6 @@ export function resolveConfig(
       /^\d+(Ki|Mi|Gi|k|M|G)?$/,
       "a size in bytes, optionally with Ki, Mi, Gi, k, M or G",
     ),
+    scaleDownWindow: scaleDownWindow?.value ?? DEFAULTS.scaleDownWindow,
   });
 }

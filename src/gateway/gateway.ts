@@ -14,6 +14,9 @@ import { createJetStreamQueue } from "../queue/jetstream.ts";
 import { createJournalQueue } from "../queue/journal.ts";
 import type { QueueBackend } from "../queue/types.ts";
 import { startWorker } from "../queue/worker.ts";
+import { createGatewayMetrics } from "../metrics/gateway_metrics.ts";
+import { parseDuration } from "../provider/scale_labels.ts";
+import { Autoscaler } from "./autoscaler.ts";
 import { parseSize } from "./body.ts";
 import { refreshOnChange, startCron } from "./cron.ts";
 import { createGatewayHandler, type Invoke } from "./router.ts";
@@ -41,8 +44,36 @@ export async function startGateway(opts: GatewayOptions) {
   const closers: Array<() => Promise<void> | void> = [];
 
   // Synchronous invocation: the provider's proxy.
-  const invoke: Invoke = (req, target, pathAndQuery) =>
+  const proxy: Invoke = (req, target, pathAndQuery) =>
     provider.proxy(req, target.name, target.namespace, pathAndQuery);
+
+  // Metrics and autoscaling.
+  // Invocations are counted by wrapping the proxy: everything below (the router, the queue's
+  // worker, cron, the UI) calls the wrapped `invoke`;
+  // /system/functions reports invocationCount from these metrics, and the autoscaler reads the
+  // load from them every second.
+  const now = () => performance.now();
+  const metrics = createGatewayMetrics({ functions: () => provider.manager.snapshot(), now });
+  const invoke = metrics.invocations.instrument(proxy);
+  provider.manager.countInvocationsWith((name, ns) =>
+    metrics.invocations.invocationCount(name, ns)
+  );
+  const scaleDownWindowMs = parseDuration(config.scaleDownWindow);
+  if (scaleDownWindowMs === undefined) {
+    throw new InvalidArgumentError(`--scale-down-window: cannot read "${config.scaleDownWindow}"`);
+  }
+  const autoscaler = new Autoscaler({
+    functions: () => provider.manager.snapshot(),
+    load: (name, ns) => metrics.invocations.load(name, ns),
+    scale: (name, ns, replicas) => provider.manager.scale(name, ns, replicas),
+    now,
+    log,
+  }, { scaleDownWindowMs });
+  autoscaler.start();
+  closers.push(() => autoscaler.close());
+  // Requests for names that do not exist leave series behind until pruned, scraped or not.
+  const pruner = setInterval(() => metrics.prune(), 10_000);
+  closers.push(() => clearInterval(pruner));
 
   // Async queue (journal or JetStream) and its worker.
   let enqueue: Invoke;
@@ -67,6 +98,7 @@ export async function startGateway(opts: GatewayOptions) {
       queue,
       exists: async (name, namespace) => (await lookup(name, namespace)) !== undefined,
     });
+    metrics.watchQueue(() => queue.depth());
     // Closers run in reverse: the worker stops its callback retries, then the queue drains.
     closers.push(() => queue.close(), () => worker.close());
   }
@@ -97,6 +129,7 @@ export async function startGateway(opts: GatewayOptions) {
     provider: providerHandler,
     invoke,
     enqueue,
+    metrics: metrics.handler,
     ui,
     maxBodyBytes,
     log,

@@ -125,6 +125,7 @@ export class FunctionManager {
   readonly #log: Logger;
   readonly #fns = new Map<string, Fn>();
   readonly #stop = new AbortController();
+  #invocationCount?: (name: string, namespace: string) => number;
 
   constructor(deps: ManagerDeps) {
     this.#deps = deps;
@@ -336,9 +337,32 @@ export class FunctionManager {
     return new Set([...this.#fns.values()].flatMap((f) => f.replicas.map((r) => r.ref.networkId)));
   }
 
-  /** Invocations routed per function (`name.namespace`), for metrics. */
-  invocationCounts(): Map<string, number> {
-    return new Map([...this.#fns.values()].map((f) => [`${f.name}.${f.namespace}`, f.invocations]));
+  /**
+   * Every function's replica count and labels, straight from memory (for the metrics and the
+   * autoscaler, which read them every second).
+   */
+  snapshot(): Array<
+    { name: string; namespace: string; labels?: Record<string, string>; replicas: number }
+  > {
+    const out = [];
+    for (const f of this.#fns.values()) {
+      if (f.deleted) continue;
+      out.push({
+        name: f.name,
+        namespace: f.namespace,
+        labels: f.deployment.labels,
+        replicas: f.desired,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Where `invocationCount` comes from: in `faasd up`, the gateway's metrics (the sum of
+   * `gateway_function_invocation_total`); otherwise the requests this manager routed.
+   */
+  countInvocationsWith(source: (name: string, namespace: string) => number): void {
+    this.#invocationCount = source;
   }
 
   // ---- internals ----
@@ -356,7 +380,7 @@ export class FunctionManager {
       createdAt: fn.createdAt,
       replicas: fn.desired,
       availableReplicas: fn.replicas.filter((r) => r.state === "ready").length,
-      invocationCount: fn.invocations,
+      invocationCount: this.#invocationCount?.(fn.name, fn.namespace) ?? fn.invocations,
     });
   }
 
