@@ -48,7 +48,7 @@ export class LogCollector {
   // replica then costs one stat per round.
   readonly #positions = new Map<string, number>();
   #timer?: ReturnType<typeof setTimeout>;
-  #running = false;
+  #turn: Promise<void> = Promise.resolve();
   #closed = false;
   #found = false;
 
@@ -75,23 +75,31 @@ export class LogCollector {
     clearTimeout(this.#timer);
   }
 
-  /** Reads new output of every replica once (also called by queries, so they see fresh lines). */
-  async collect(): Promise<void> {
-    if (this.#running) return;
-    this.#running = true;
-    try {
-      for (const ns of await dirs(this.#dir)) {
-        for (const fn of await dirs(join(this.#dir, ns))) {
-          const base = join(this.#dir, ns, fn);
-          for (const f of (await readdir(base).catch(() => [])).filter((f) => f.endsWith(".log"))) {
-            await this.#collectFile(ns, fn, f.slice(0, -4), base).catch((err) =>
-              this.#log.warn("cannot collect a log file", { file: join(base, f), err: String(err) })
-            );
-          }
+  /**
+   * Reads new output of every replica once (also called by queries, so they see fresh lines).
+   * Collection rounds and the start of a query take turns (one lock), so a query reads the files
+   * and starts listening with no round in between: no line is missed or sent twice.
+   */
+  collect(): Promise<void> {
+    return this.#exclusive(() => this.#collectAll());
+  }
+
+  #exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#turn.then(work);
+    this.#turn = run.then(() => {}, () => {});
+    return run;
+  }
+
+  async #collectAll(): Promise<void> {
+    for (const ns of await dirs(this.#dir)) {
+      for (const fn of await dirs(join(this.#dir, ns))) {
+        const base = join(this.#dir, ns, fn);
+        for (const f of (await readdir(base).catch(() => [])).filter((f) => f.endsWith(".log"))) {
+          await this.#collectFile(ns, fn, f.slice(0, -4), base).catch((err) =>
+            this.#log.warn("cannot collect a log file", { file: join(base, f), err: String(err) })
+          );
         }
       }
-    } finally {
-      this.#running = false;
     }
   }
 
@@ -106,7 +114,40 @@ export class LogCollector {
 
   /** The records matching a query; with `follow`, new ones as they arrive until aborted. */
   async *query(q: LogQuery): AsyncGenerator<LogRecord> {
-    await this.collect();
+    const queue: LogRecord[] = [];
+    let wake: (() => void) | undefined;
+    const listener = (r: LogRecord) => {
+      if (!matches(r, q)) return;
+      queue.push(r);
+      wake?.();
+    };
+    const records = await this.#exclusive(async () => {
+      await this.#collectAll();
+      const found = await this.#read(q);
+      if (q.follow) this.#listeners.add(listener);
+      return found;
+    });
+    const onAbort = () => wake?.();
+    q.signal?.addEventListener("abort", onAbort);
+    try {
+      const last = q.tail !== undefined && q.tail >= 0
+        ? (q.tail === 0 ? [] : records.slice(-q.tail))
+        : records;
+      for (const r of last) yield r;
+      if (!q.follow) return;
+      while (!q.signal?.aborted) {
+        while (queue.length > 0) yield queue.shift()!;
+        await new Promise<void>((r) => wake = r);
+        wake = undefined;
+      }
+    } finally {
+      this.#listeners.delete(listener);
+      q.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** The stored records of a query's function, oldest first. */
+  async #read(q: LogQuery): Promise<LogRecord[]> {
     const base = join(this.#dir, q.namespace, q.name);
     const records: LogRecord[] = [];
     const files = (await readdir(base).catch(() => [])).filter((f) => /\.jsonl(\.1)?$/.test(f))
@@ -119,32 +160,7 @@ export class LogCollector {
         if (matches(r, q)) records.push(r);
       }
     }
-    records.sort((a, b) => a.timestamp.localeCompare(b.timestamp));
-    const last = q.tail !== undefined && q.tail >= 0
-      ? (q.tail === 0 ? [] : records.slice(-q.tail))
-      : records;
-    for (const r of last) yield r;
-    if (!q.follow) return;
-    const queue: LogRecord[] = [];
-    let wake: (() => void) | undefined;
-    const listener = (r: LogRecord) => {
-      if (!matches(r, q)) return;
-      queue.push(r);
-      wake?.();
-    };
-    this.#listeners.add(listener);
-    const onAbort = () => wake?.();
-    q.signal?.addEventListener("abort", onAbort);
-    try {
-      while (!q.signal?.aborted) {
-        while (queue.length > 0) yield queue.shift()!;
-        await new Promise<void>((r) => wake = r);
-        wake = undefined;
-      }
-    } finally {
-      this.#listeners.delete(listener);
-      q.signal?.removeEventListener("abort", onAbort);
-    }
+    return records.sort((a, b) => a.timestamp.localeCompare(b.timestamp));
   }
 
   async #collectFile(namespace: string, name: string, instance: string, base: string) {
