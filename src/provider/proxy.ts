@@ -65,7 +65,9 @@ export function createProxy(router: Router, opts: ProxyOptions) {
       );
     }
     const headers = new Headers(req.headers);
-    for (const h of HOP) headers.delete(h);
+    // Content-Length goes along: the body passes through unchanged, and without it the body would
+    // be sent chunked, which simple servers (CGI behind busybox httpd) do not decode.
+    for (const h of HOP) if (h !== "content-length") headers.delete(h);
     headers.set("x-call-id", callId);
     headers.set("x-start-time", startNs);
     const forwarded = req.headers.get("x-forwarded-for");

@@ -1,6 +1,7 @@
 /**
  * End-to-end: `deno task build:armhf` bundles faasd for Node.js, and the dist/armhf/faasd launcher
- * runs it under this machine's real Node.js against the real containerd.
+ * runs it under this machine's real Node.js against the real containerd — up to deploying a
+ * function from a real registry and invoking it through the gateway.
  */
 
 import assert from "node:assert/strict";
@@ -11,6 +12,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Containerd } from "../../src/containerd/client.ts";
 import { removeTestNetwork, testNetwork } from "../fixtures/appliance.ts";
+import { functionImage } from "../fixtures/function_image.ts";
+import { purgeNamespace } from "../fixtures/namespace.ts";
+import { startRegistry } from "../fixtures/registry.ts";
+import { pushImage } from "../fixtures/registry_push.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WRAPPER = `${ROOT}dist/armhf/faasd`;
@@ -119,7 +124,11 @@ Deno.test("build:armhf bundles faasd for Node.js and its launcher runs it", asyn
     assert.match(out.stderr, /cannot reach containerd at \/nonexistent\.sock/);
   });
 
-  await t.step("up serves /healthz through node:http and stops on SIGTERM", async () => {
+  await t.step("up under Node.js deploys a function, serves it, and stops on SIGTERM", async () => {
+    await using registry = await startRegistry();
+    await pushImage(registry, "fn/hello", "1", functionImage("armhf-v1"));
+    const client = await Containerd.connect({ socket: SOCKET });
+    const ns = `farm-${randomBytes(3).toString("hex")}`;
     const dataDir = await mkdtemp(join(tmpdir(), "faasd-armhf-up-"));
     const network = testNetwork();
     const child = new Deno.Command(WRAPPER, {
@@ -141,9 +150,40 @@ Deno.test("build:armhf bundles faasd for Node.js and its launcher runs it", asyn
         log += value;
         port = Number(log.match(/faasd-ts is up on port (\d+)/)?.[1] ?? 0);
       }
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      const url = `http://127.0.0.1:${port}`;
+      const res = await fetch(`${url}/healthz`);
       assert.equal(res.status, 200);
       assert.equal(await res.text(), "OK\n");
+      const password = (await readFile(join(dataDir, "secrets/basic-auth-password"), "utf8"))
+        .trim();
+      const api = async (method: string, path: string, body: unknown) => {
+        const r = await fetch(`${url}${path}`, {
+          method,
+          headers: { authorization: `Basic ${btoa(`admin:${password}`)}` },
+          body: JSON.stringify(body),
+        });
+        return { status: r.status, text: await r.text() };
+      };
+      const created = await api("POST", "/system/namespace/", {
+        name: ns,
+        labels: { openfaas: "1" },
+      });
+      assert.equal(created.status, 201, created.text);
+      const deployed = await api("POST", "/system/functions", {
+        service: "hello",
+        image: `${registry.host}/fn/hello:1`,
+        namespace: ns,
+      });
+      assert.equal(deployed.status, 202, deployed.text);
+      // Deploy answers once a replica is ready, so the first request is served.
+      const invoked = await fetch(`${url}/function/hello.${ns}/cgi-bin/echo`, {
+        method: "POST",
+        body: "from node",
+      });
+      assert.equal(invoked.status, 200, `${await invoked.clone().text()}\n${log}`);
+      assert.equal(await invoked.text(), "from node");
+      const version = await fetch(`${url}/function/hello.${ns}/cgi-bin/version`);
+      assert.equal(await version.text(), "armhf-v1\n");
       child.kill("SIGTERM");
       assert.equal((await child.status).code, 0, log);
     } finally {
@@ -151,7 +191,10 @@ Deno.test("build:armhf bundles faasd for Node.js and its launcher runs it", asyn
         child.kill("SIGKILL");
       } catch { /* already gone */ }
       await reader.cancel().catch(() => {});
+      const leftovers = await purgeNamespace(client, ns);
+      client.close();
       await removeTestNetwork(network, dataDir);
+      assert.deepEqual(leftovers, []);
     }
   });
 });
