@@ -11,5 +11,8 @@ if (import.meta.main) {
     isTty: Boolean(process.stdout.isTTY),
     readStdin: async () => new Uint8Array(await buffer(process.stdin)),
   });
-  process.exitCode = code;
+  // Exit now: a command that failed half-way may leave timers behind (a NATS client reconnecting,
+  // grpc-js's channel), which would otherwise keep the process alive. stdout and stderr writes
+  // are synchronous on Linux for files, pipes and terminals, so nothing written is lost.
+  process.exit(code);
 }

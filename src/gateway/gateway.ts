@@ -33,15 +33,32 @@ export interface GatewayOptions {
   log: Logger;
 }
 
-/** Builds the gateway; the handler serves `--port`. */
+type Closer = () => Promise<void> | void;
+
+/**
+ * Builds the gateway; the handler serves `--port`. When a part fails to start (NATS unreachable,
+ * say), the parts already started are stopped before the error is thrown.
+ */
 export async function startGateway(opts: GatewayOptions) {
+  const closers: Closer[] = [];
+  const close = async () => {
+    for (const stop of closers.splice(0).reverse()) await stop();
+  };
+  try {
+    return { handler: await compose(opts, closers), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function compose(opts: GatewayOptions, closers: Closer[]) {
   const log = opts.log.child({ component: "gateway" });
   const { config, provider } = opts;
   const maxBodyBytes = parseSize(config.maxBodySize);
   if (maxBodyBytes === undefined) {
     throw new InvalidArgumentError(`--max-body-size: cannot read "${config.maxBodySize}"`);
   }
-  const closers: Array<() => Promise<void> | void> = [];
 
   // Synchronous invocation: the provider's proxy.
   const proxy: Invoke = (req, target, pathAndQuery) =>
@@ -49,9 +66,8 @@ export async function startGateway(opts: GatewayOptions) {
 
   // Metrics and autoscaling.
   // Invocations are counted by wrapping the proxy: everything below (the router, the queue's
-  // worker, cron, the UI) calls the wrapped `invoke`;
-  // /system/functions reports invocationCount from these metrics, and the autoscaler reads the
-  // load from them every second.
+  // worker, cron, the UI) calls the wrapped `invoke`. /system/functions reports invocationCount
+  // from these metrics, and the autoscaler reads the load from them every second.
   const now = () => performance.now();
   const metrics = createGatewayMetrics({ functions: () => provider.manager.snapshot(), now });
   const invoke = metrics.invocations.instrument(proxy);
@@ -134,11 +150,5 @@ export async function startGateway(opts: GatewayOptions) {
     maxBodyBytes,
     log,
   });
-  await Promise.resolve();
-  return {
-    handler,
-    close: async () => {
-      for (const close of closers.reverse()) await close();
-    },
-  };
+  return handler;
 }
