@@ -11,12 +11,13 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
-import { type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { hostPlatform } from "../../src/images/platform.ts";
 import { buildImage, busyboxLayer } from "../fixtures/oci_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
 import { tar } from "../fixtures/tar.ts";
+import { until } from "../fixtures/poll.ts";
 
 const SOCKET = "/run/containerd/containerd.sock";
 
@@ -81,23 +82,6 @@ function callbackServer() {
     return new Response("thanks");
   });
   return { url: `http://127.0.0.1:${server.addr.port}/cb`, received, server };
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-async function api(app: Appliance, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: { authorization: app.auth },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, text: await res.text() };
 }
 
 async function run(cmd: string, ...args: string[]): Promise<void> {

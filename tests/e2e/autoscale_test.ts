@@ -8,36 +8,18 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Containerd } from "../../src/containerd/client.ts";
-import { type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
+import { until } from "../fixtures/poll.ts";
 
 const SOCKET = "/run/containerd/containerd.sock";
-
-async function api(app: Appliance, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: { authorization: app.auth },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, text, json: () => JSON.parse(text) };
-}
 
 async function status(app: Appliance, name: string, ns: string) {
   const res = await api(app, "GET", `/system/function/${name}?namespace=${ns}`);
   assert.equal(res.status, 200, res.text);
   return res.json() as { replicas: number; availableReplicas: number; invocationCount: number };
-}
-
-/** Polls `check` until it returns true (a readiness check, bounded). */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 Deno.test("autoscale: replicas follow a bounded load up and back down; an idle scale.zero function goes to zero and wakes", async (t) => {

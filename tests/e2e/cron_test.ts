@@ -9,11 +9,12 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Containerd } from "../../src/containerd/client.ts";
 import { hostPlatform } from "../../src/images/platform.ts";
-import { type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { buildImage, busyboxLayer } from "../fixtures/oci_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
 import { tar } from "../fixtures/tar.ts";
+import { until } from "../fixtures/poll.ts";
 
 const SOCKET = "/run/containerd/containerd.sock";
 
@@ -41,24 +42,6 @@ function cronImage() {
       Env: ["PATH=/bin"],
     },
   });
-}
-
-async function api(app: Appliance, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: { authorization: app.auth },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, text };
-}
-
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** The appliance's JSON log lines about `fn` with message `msg`, from `offset` on. */

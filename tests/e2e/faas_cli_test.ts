@@ -13,6 +13,7 @@ import { type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/ap
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
+import { until } from "../fixtures/poll.ts";
 
 const SOCKET = "/run/containerd/containerd.sock";
 
@@ -54,14 +55,6 @@ async function deploy(app: Appliance, body: Record<string, unknown>) {
   const put = await call(app, "PUT", "/system/functions", body);
   if (put.status !== 404) return { put, post: undefined };
   return { put, post: await call(app, "POST", "/system/functions", body) };
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const STACK = (registry: string, ns: string) => `

@@ -12,23 +12,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { Containerd } from "../../src/containerd/client.ts";
-import { type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
 
 const SOCKET = "/run/containerd/containerd.sock";
 const PROMETHEUS = "/usr/bin/prometheus";
-
-async function api(app: Appliance, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: { authorization: app.auth },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, text, json: () => JSON.parse(text) };
-}
 
 /** The value of one sample line (`name{labels}`) in a scrape, undefined when absent. */
 function sample(text: string, series: string): number | undefined {

@@ -9,35 +9,17 @@ import { randomBytes } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
-import { type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
+import { until } from "../fixtures/poll.ts";
 
 const SOCKET = "/run/containerd/containerd.sock";
-
-async function api(app: Appliance, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: { authorization: app.auth },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, text, json: () => JSON.parse(text) };
-}
 
 async function invoke(app: Appliance, fn: string, path: string, init: RequestInit = {}) {
   const res = await fetch(`${app.url}/function/${fn}${path}`, init);
   return { status: res.status, headers: res.headers, text: await res.text() };
-}
-
-/** Polls `check` until it returns true (a readiness check, bounded). */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 async function leaseFiles(app: Appliance): Promise<string[]> {

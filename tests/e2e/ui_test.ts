@@ -10,23 +10,13 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { Containerd } from "../../src/containerd/client.ts";
-import { type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { startBrowser } from "../fixtures/browser.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
 
 const SOCKET = "/run/containerd/containerd.sock";
-
-async function api(app: Appliance, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: { authorization: app.auth },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, text, json: () => JSON.parse(text) };
-}
 
 /** The text of a function's row in the list, or undefined when it is not listed. */
 async function row(page: Page, name: string): Promise<string | undefined> {
