@@ -73,3 +73,44 @@ Deno.test("faasd up keeps the admin password across restarts", async () => {
     await removeTestNetwork(first.network, first.dataDir);
   }
 });
+
+Deno.test("stalled and slow clients do not hold up others", async () => {
+  const app = await startAppliance();
+  const port = Number(new URL(app.url).port);
+  const stalled: Deno.TcpConn[] = [];
+  try {
+    const enc = new TextEncoder();
+    // Ten clients that send half a request line and then nothing.
+    for (let i = 0; i < 10; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(enc.encode("GET /system/info HT"));
+      stalled.push(conn);
+    }
+    // Ten that announce a body and send only its first byte.
+    for (let i = 0; i < 10; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(
+        enc.encode(
+          `POST /system/functions HTTP/1.1\r\nHost: x\r\nAuthorization: ${app.auth}\r\n` +
+            "Content-Length: 1000\r\n\r\n{",
+        ),
+      );
+      stalled.push(conn);
+    }
+    // Everyone else is served at once.
+    const answers = await Promise.all(
+      Array.from(
+        { length: 20 },
+        () => fetch(`${app.url}/system/info`, { headers: { authorization: app.auth } }),
+      ),
+    );
+    for (const res of answers) {
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    }
+  } finally {
+    for (const conn of stalled) conn.close();
+    await app.stop().catch(() => {});
+    await removeTestNetwork(app.network, app.dataDir);
+  }
+});
