@@ -627,7 +627,7 @@ async function replicaIp(env: Env, name: string): Promise<string> {
 // ---- processes and memory ----
 
 /** Runs a command; its stdout, or an error with its stderr. */
-async function output(cmd: string, args: string[], okCodes = [0]): Promise<string> {
+export async function output(cmd: string, args: string[], okCodes = [0]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   if (!okCodes.includes(out.code)) {
     const stderr = new TextDecoder().decode(out.stderr).trim();
@@ -636,7 +636,7 @@ async function output(cmd: string, args: string[], okCodes = [0]): Promise<strin
   return new TextDecoder().decode(out.stdout);
 }
 
-async function requireTool(cmd: string, args: string[], hint: string): Promise<void> {
+export async function requireTool(cmd: string, args: string[], hint: string): Promise<void> {
   try {
     await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output();
   } catch {
@@ -645,7 +645,7 @@ async function requireTool(cmd: string, args: string[], hint: string): Promise<v
 }
 
 /** The appliance's process: the one `deno run … main.ts up --data-dir <its dir>`. */
-async function appliancePid(app: Appliance): Promise<number> {
+export async function appliancePid(app: Appliance): Promise<number> {
   const pids = (await output("pgrep", ["-f", `main\\.ts up --data-dir ${app.dataDir} `], [0, 1]))
     .trim().split("\n").filter(Boolean).map(Number);
   if (pids.length !== 1) throw new Error(`expected one appliance process, found ${pids.length}`);
@@ -653,7 +653,7 @@ async function appliancePid(app: Appliance): Promise<number> {
 }
 
 /** The runc v2 shims of a containerd namespace (one per container). */
-async function shimPids(ns: string): Promise<number[]> {
+export async function shimPids(ns: string): Promise<number[]> {
   const out = await output("pgrep", ["-f", `containerd-shim-runc-v2 -namespace ${ns} -id `], [
     0,
     1,
@@ -662,7 +662,7 @@ async function shimPids(ns: string): Promise<number[]> {
 }
 
 /** A `kB` field of /proc/<pid>/status, read with cat (Deno reads /proc only with --allow-all). */
-async function statusKb(pid: number, field: string): Promise<number> {
+export async function statusKb(pid: number, field: string): Promise<number> {
   return kbField(await output("cat", [`/proc/${pid}/status`]), field);
 }
 
@@ -701,16 +701,16 @@ function kbField(text: string, field: string): number {
   return Number(m[1]);
 }
 
-function loadavg(): string {
+export function loadavg(): string {
   return os.loadavg().map((l) => l.toFixed(2)).join(", ");
 }
 
-function mb(kb: number): string {
+export function mb(kb: number): string {
   return (kb / 1024).toFixed(1);
 }
 
 /** Lets the appliance finish background work (log collection, GC) before memory is read. */
-function settle(): Promise<void> {
+export function settle(): Promise<void> {
   return new Promise((r) => setTimeout(r, 1500));
 }
 
@@ -762,7 +762,7 @@ async function wrk(url: string): Promise<WrkResult> {
 }
 
 /** A latency percentile from wrk --latency output, in ms. */
-function wrkPercentile(out: string, label: string): number {
+export function wrkPercentile(out: string, label: string): number {
   const m = out.match(new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, "m"));
   if (!m) return NaN;
   return Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2] as "ms"];
@@ -777,7 +777,7 @@ function wrkPercentile(out: string, label: string): number {
  * its replicas to ours, and one that starts during our run takes ours. Before starting, wait
  * (bounded) until no other namespace holds function containers.
  */
-async function waitForNoForeignFunctions(client: Containerd, ctx: ScenarioContext) {
+export async function waitForNoForeignFunctions(client: Containerd, ctx: ScenarioContext) {
   const deadline = Date.now() + 180_000;
   for (let logged = false;;) {
     const busy: string[] = [];
@@ -804,7 +804,7 @@ async function waitForNoForeignFunctions(client: Containerd, ctx: ScenarioContex
  * other than in the crash figure (another appliance took it over, or it died): the figures of
  * such a run are not to be trusted.
  */
-function checkUndisturbed(log: string, ns: string): void {
+export function checkUndisturbed(log: string, ns: string): void {
   const problems: string[] = [];
   for (const line of log.split("\n")) {
     if (!line.startsWith("{")) continue;
@@ -829,7 +829,7 @@ function checkUndisturbed(log: string, ns: string): void {
 // ---- after the run ----
 
 /** What the run may have left: the namespace, shims, the bridge, iptables rules for the subnet. */
-async function leftovers(
+export async function leftovers(
   client: Containerd,
   ns: string,
   network: TestNetwork | undefined,
@@ -859,6 +859,6 @@ async function leftovers(
 
 // A quarter of the timed count, at least one, at most 50: the first requests and containers pay
 // for V8's compilation of the appliance's paths and for cold caches.
-function warmupFor(n: number): number {
+export function warmupFor(n: number): number {
   return Math.min(50, Math.max(1, Math.round(n / 4)));
 }

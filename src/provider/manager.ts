@@ -29,9 +29,13 @@ import {
   logFile,
   type Network,
   networkId,
+  type PendingNetwork,
+  releaseReplicaNetwork,
   removeReplicaContainer,
   type ReplicaDeps,
   type ReplicaRef,
+  setUpReplicaNetwork,
+  specNetnsPath,
   startReplicaTask,
   stopReplicaTask,
 } from "./replica.ts";
@@ -410,6 +414,9 @@ export class FunctionManager {
       networkId: networkId(fn.namespace, id),
       logFile: logFile(this.#deps.paths.logDir, fn.namespace, fn.name, id),
     };
+    ref.netns = this.#deps.network.netnsPath?.(ref.networkId);
+    // The pinned netns is created and attached while the container and its task are created.
+    const network = ref.netns ? setUpReplicaNetwork(this.#replicaDeps(), ref) : undefined;
     const record = encodeRecord(dep, { generation, createdAt: fn.createdAt, replica: index });
     const spec = buildSpec({
       id,
@@ -418,8 +425,8 @@ export class FunctionManager {
       imageConfig: image.config,
       etcPasswd: image.etcPasswd,
       etcGroup: image.etcGroup,
-      // No path: runc creates the replica's network namespace and CNI wires it before start.
-      netnsPath: "",
+      // Without a pinned netns, runc creates one and CNI wires it before start.
+      netnsPath: ref.netns ?? "",
       ...specResources(dep),
       hostsPath: this.#deps.paths.hostsFile,
       resolvPath: this.#deps.paths.resolvFile,
@@ -435,6 +442,9 @@ export class FunctionManager {
         [DESIRED_LABEL]: String(opts.desired ?? fn.desired),
         [OWNER_LABEL]: this.#deps.owner,
       },
+    }).catch(async (err) => {
+      if (network) await releaseReplicaNetwork(this.#replicaDeps(), ref, network);
+      throw err;
     });
     const replica: Replica = {
       index,
@@ -445,18 +455,23 @@ export class FunctionManager {
       startedAt: Date.now(),
     };
     try {
-      await this.#startTask(fn, replica, mounts);
+      await this.#startTask(fn, replica, { mounts, network });
     } catch (err) {
+      if (network) await releaseReplicaNetwork(this.#replicaDeps(), ref, network);
       await removeReplicaContainer(this.#replicaDeps(), ref).catch(() => {});
       throw err;
     }
     return replica;
   }
 
-  async #startTask(fn: Fn, r: Replica, mounts?: Mount[]): Promise<void> {
+  async #startTask(
+    fn: Fn,
+    r: Replica,
+    opts: { mounts?: Mount[]; network?: PendingNetwork } = {},
+  ): Promise<void> {
     r.state = "starting";
     r.startedAt = Date.now();
-    const started = await startReplicaTask(this.#replicaDeps(), r.ref, mounts);
+    const started = await startReplicaTask(this.#replicaDeps(), r.ref, opts);
     r.ip = started.ip;
     r.pid = started.pid;
     this.#probe(fn, r);
@@ -588,7 +603,8 @@ export class FunctionManager {
       void this.#locked(fn, async () => {
         if (r.state !== "crashed" || fn.deleted || !fn.replicas.includes(r)) return;
         try {
-          await stopReplicaTask(this.#replicaDeps(), r.ref, 0);
+          // Same netns and IP: no CNI DEL and ADD for a restart.
+          await stopReplicaTask(this.#replicaDeps(), r.ref, 0, { keepNetwork: true });
           await this.#startTask(fn, r);
           if (fn.desired === 0) await this.#idle(fn);
         } catch (err) {
@@ -697,6 +713,11 @@ export class FunctionManager {
   }
 
   async #adoptReplica(fn: Fn, r: Replica): Promise<void> {
+    // The spec says whether the replica has a pinned netns (replicas of older versions do not).
+    const container = await this.#deps.containerd.containers.get(fn.namespace, r.ref.id).catch(
+      () => undefined,
+    );
+    r.ref.netns = container ? specNetnsPath(container.spec) : undefined;
     const task = await this.#deps.containerd.tasks.get(fn.namespace, r.ref.id).catch(() =>
       undefined
     );

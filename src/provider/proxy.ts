@@ -37,8 +37,42 @@ const HOP = new Set([
   "content-length",
 ]);
 
+/**
+ * Upstream deadlines of the requests in flight, with one timer for all of them: a timer armed
+ * and cleared per request costs more than the rest of the proxy's own work. Every request has
+ * the same timeout, so deadlines come in insertion order and the first pending one is the next.
+ */
+class Deadlines {
+  readonly #pending = new Set<{ deadline: number; abort(): void }>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  add(entry: { deadline: number; abort(): void }): void {
+    this.#pending.add(entry);
+    if (this.#timer === undefined) this.#arm(entry.deadline);
+  }
+
+  delete(entry: { deadline: number; abort(): void }): void {
+    this.#pending.delete(entry);
+  }
+
+  #arm(at: number): void {
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - performance.now()));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    const now = performance.now();
+    for (const e of this.#pending) {
+      if (e.deadline > now) return this.#arm(e.deadline);
+      this.#pending.delete(e);
+      e.abort();
+    }
+  }
+}
+
 /** Builds the proxy for one router. */
 export function createProxy(router: Router, opts: ProxyOptions) {
+  const deadlines = new Deadlines();
   return async (
     req: Request,
     name: string,
@@ -53,7 +87,11 @@ export function createProxy(router: Router, opts: ProxyOptions) {
     try {
       route = await router.route(name, namespace, {
         timeoutMs: opts.readyTimeoutMs,
-        signal: req.signal,
+        // Read only when the request must wait for a replica: creating a request's signal has
+        // a cost on every request.
+        get signal() {
+          return req.signal;
+        },
       });
     } catch (err) {
       if (err instanceof NotFoundError) throw err;
@@ -64,21 +102,32 @@ export function createProxy(router: Router, opts: ProxyOptions) {
         },
       );
     }
-    const headers = new Headers(req.headers);
-    for (const h of HOP) headers.delete(h);
-    headers.set("x-call-id", callId);
-    headers.set("x-start-time", startNs);
-    const forwarded = req.headers.get("x-forwarded-for");
-    if (remoteAddr) {
-      headers.set("x-forwarded-for", forwarded ? `${forwarded}, ${remoteAddr}` : remoteAddr);
+    // Header lists as arrays: copying a Headers object and deleting from it costs several
+    // times more.
+    const headers: [string, string][] = [];
+    let forwarded: string | undefined;
+    let host = "";
+    for (const [k, v] of req.headers) {
+      if (k === "x-forwarded-for") forwarded = v;
+      else if (k === "host") host = v;
+      if (!HOP.has(k) && k !== "x-call-id" && k !== "x-start-time" && k !== "x-forwarded-host") {
+        if (k !== "x-forwarded-for" || !remoteAddr) headers.push([k, v]);
+      }
     }
-    headers.set("x-forwarded-host", req.headers.get("host") ?? "");
+    headers.push(["x-call-id", callId], ["x-start-time", startNs], ["x-forwarded-host", host]);
+    if (remoteAddr) {
+      headers.push(["x-forwarded-for", forwarded ? `${forwarded}, ${remoteAddr}` : remoteAddr]);
+    }
 
-    // The upstream timeout covers the wait for response headers; the timer is cleared as soon
-    // as they arrive (a timer per request left to expire would hold memory under load).
+    // The upstream timeout covers the wait for response headers; the deadline is dropped as
+    // soon as they arrive.
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), opts.upstreamTimeoutMs);
     const signal = controller.signal;
+    const deadline = {
+      deadline: started + opts.upstreamTimeoutMs,
+      abort: () => controller.abort(),
+    };
+    deadlines.add(deadline);
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
     let res: Response;
     try {
@@ -92,7 +141,7 @@ export function createProxy(router: Router, opts: ProxyOptions) {
         duplex: hasBody ? "half" : undefined,
       });
     } catch (err) {
-      clearTimeout(timer);
+      deadlines.delete(deadline);
       route.release();
       if (signal.aborted) {
         throw new TimeoutError(
@@ -106,19 +155,24 @@ export function createProxy(router: Router, opts: ProxyOptions) {
         },
       );
     }
-    const out = new Headers(res.headers);
+    deadlines.delete(deadline);
     // Content-Length stays: the body passes through unchanged, and a known length spares the
     // client chunked decoding.
-    for (const h of HOP) if (h !== "content-length") out.delete(h);
-    out.set("x-call-id", callId);
-    out.set("x-start-time", startNs);
-    out.set("x-duration-seconds", ((performance.now() - started) / 1000).toFixed(6));
-    clearTimeout(timer);
+    const out: [string, string][] = [];
+    for (const [k, v] of res.headers) {
+      if ((k === "content-length" || !HOP.has(k)) && k !== "x-call-id" && k !== "x-start-time") {
+        if (k !== "x-duration-seconds") out.push([k, v]);
+      }
+    }
+    out.push(
+      ["x-call-id", callId],
+      ["x-start-time", startNs],
+      ["x-duration-seconds", ((performance.now() - started) / 1000).toFixed(6)],
+    );
     // The replica counts as busy until its response headers arrive; passing the body through
     // natively (no JS stream in between) is what keeps the proxy cheap.
     route.release();
-    const body = res.body;
-    return new Response(body ?? null, {
+    return new Response(res.body ?? null, {
       status: res.status,
       statusText: res.statusText,
       headers: out,

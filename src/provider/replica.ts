@@ -1,7 +1,9 @@
 /**
- * One replica of a function: a containerd container on the image's snapshot, a task whose
- * network namespace runc creates and CNI wires up before the process starts, stdout and stderr
- * appended to a log file, and the steps to tear all of it down again.
+ * One replica of a function: a containerd container on the image's snapshot, a task in a pinned
+ * network namespace of its own that CNI wires up while the container and its task are being
+ * created (before the process starts), stdout and stderr appended to a log file, and the steps
+ * to tear all of it down again. Without pinned netns support in the network, runc creates the
+ * namespace with the task and CNI attaches it in between create and start.
  */
 
 import { mkdir } from "node:fs/promises";
@@ -11,13 +13,21 @@ import type { Leases } from "../containerd/leases.ts";
 import type { Snapshots } from "../containerd/snapshots.ts";
 import type { ExitResult, Tasks } from "../containerd/tasks.ts";
 import type { Mount } from "../containerd/types.ts";
-import { NotFoundError, TimeoutError } from "../errors.ts";
+import { AlreadyExistsError, NotFoundError, TimeoutError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
 /** Attaches and detaches a network namespace (the CNI plugins in production). */
 export interface Network {
   add(containerId: string, netnsPath: string): Promise<{ ip: string }>;
   del(containerId: string, netnsPath: string): Promise<void>;
+  /** The path a replica's pinned netns has (or will have); absent: runc creates one per task. */
+  netnsPath?(networkId: string): string;
+  /** Creates the pinned netns with `lo` up; AlreadyExistsError when it exists. */
+  createNetns?(networkId: string): Promise<void>;
+  /** Removes the pinned netns; a missing one is fine. */
+  removeNetns?(networkId: string): Promise<void>;
+  /** The IP of a cached attachment, if any. */
+  cachedIp?(networkId: string): Promise<string | undefined>;
 }
 
 /** The services a replica needs. */
@@ -37,11 +47,19 @@ export interface ReplicaRef {
   /** The CNI container ID: unique across containerd namespaces. */
   networkId: string;
   logFile: string;
+  /** The pinned network namespace in the replica's spec; none when runc creates one. */
+  netns?: string;
 }
 
 /** The CNI container ID for a replica (containerd IDs are only unique per namespace). */
 export function networkId(namespace: string, id: string): string {
   return `${namespace}.${id}`;
+}
+
+/** The pinned network namespace path in a container's OCI spec, if it has one. */
+export function specNetnsPath(spec: Record<string, unknown>): string | undefined {
+  const linux = spec.linux as { namespaces?: Array<{ type?: string; path?: string }> } | undefined;
+  return linux?.namespaces?.find((n) => n.type === "network")?.path || undefined;
 }
 
 /** The replica's log file under the data dir's log directory. */
@@ -89,24 +107,84 @@ export interface StartedTask {
   exited: Promise<ExitResult>;
 }
 
+/** A replica's network being set up: the pinned netns exists once `created` resolves. */
+export interface PendingNetwork {
+  created: Promise<void>;
+  ip: Promise<string>;
+}
+
 /**
- * Creates and starts the container's task: runc creates the network namespace, CNI attaches it
- * (so the network is up before the function's process runs), then the process starts.
+ * Sets up a replica's pinned network namespace and attaches it (CNI ADD), to run while the
+ * container and its task are created. An existing netns is reused (a restart); with `reuseIp`
+ * an attachment the cache still holds is kept as it is.
+ */
+export function setUpReplicaNetwork(
+  deps: ReplicaDeps,
+  ref: ReplicaRef,
+  opts: { reuseIp?: boolean } = {},
+): PendingNetwork {
+  const net = deps.network;
+  let fresh = true;
+  const created = net.createNetns!(ref.networkId).catch((err) => {
+    if (!(err instanceof AlreadyExistsError)) throw err;
+    fresh = false;
+  });
+  const ip = created.then(async () => {
+    const cached = !fresh && opts.reuseIp ? await net.cachedIp?.(ref.networkId) : undefined;
+    return cached ?? (await net.add(ref.networkId, ref.netns!)).ip;
+  });
+  ip.catch(() => {});
+  return { created, ip };
+}
+
+/** Undoes {@link setUpReplicaNetwork} once it has settled: CNI DEL, then the netns goes. */
+export async function releaseReplicaNetwork(
+  deps: ReplicaDeps,
+  ref: ReplicaRef,
+  pending?: PendingNetwork,
+): Promise<void> {
+  if (pending) await Promise.allSettled([pending.created, pending.ip]);
+  await deps.network.del(ref.networkId, ref.netns ?? "").catch((err) => {
+    deps.log.warn("CNI DEL failed", { replica: ref.id, err: String(err) });
+  });
+  if (ref.netns) {
+    await deps.network.removeNetns?.(ref.networkId).catch((err) => {
+      deps.log.warn("cannot remove the replica's netns", { replica: ref.id, err: String(err) });
+    });
+  }
+}
+
+/**
+ * Creates and starts the container's task with its network attached before the process runs.
+ * In a pinned netns (`ref.netns`) the task is created as soon as the netns exists, while CNI
+ * attaches it; otherwise runc creates the netns and CNI attaches it between create and start.
  */
 export async function startReplicaTask(
   deps: ReplicaDeps,
   ref: ReplicaRef,
-  /** The snapshot's mounts when the caller has them (a fresh container); else asked for. */
-  knownMounts?: Mount[],
+  opts: {
+    /** The snapshot's mounts when the caller has them (a fresh container); else asked for. */
+    mounts?: Mount[];
+    /** The pinned netns being set up; set up here (reusing a cached IP) when absent. */
+    network?: PendingNetwork;
+  } = {},
 ): Promise<StartedTask> {
   const { namespace, id } = ref;
-  await mkdir(join(ref.logFile, ".."), { recursive: true });
-  const mounts = knownMounts ?? await deps.snapshots.mounts(namespace, id);
+  const network = ref.netns
+    ? opts.network ?? setUpReplicaNetwork(deps, ref, { reuseIp: true })
+    : undefined;
+  const [mounts] = await Promise.all([
+    opts.mounts ?? deps.snapshots.mounts(namespace, id),
+    mkdir(join(ref.logFile, ".."), { recursive: true }),
+    network?.created,
+  ]);
   const stdio = `file://${ref.logFile}`;
   const pid = await deps.tasks.create(namespace, id, mounts, { stdout: stdio, stderr: stdio });
   let ip: string;
   try {
-    ({ ip } = await deps.network.add(ref.networkId, `/proc/${pid}/ns/net`));
+    ip = network
+      ? await network.ip
+      : (await deps.network.add(ref.networkId, `/proc/${pid}/ns/net`)).ip;
   } catch (err) {
     await deps.tasks.kill(namespace, id, 9, { all: true }).catch(() => {});
     await deps.tasks.delete(namespace, id).catch(() => {});
@@ -126,6 +204,8 @@ export async function stopReplicaTask(
   deps: ReplicaDeps,
   ref: ReplicaRef,
   graceMs: number,
+  /** Keep a pinned netns and its attachment (a restart in the same netns, with the same IP). */
+  opts: { keepNetwork?: boolean } = {},
 ): Promise<void> {
   const { namespace, id } = ref;
   let task;
@@ -158,10 +238,15 @@ export async function stopReplicaTask(
   }
   // Release the IP whether or not the task was still there (after a crash it is not), at the
   // same time as the task is deleted: neither needs the other.
+  const keep = opts.keepNetwork && ref.netns !== undefined;
   await Promise.all([
-    deps.network.del(ref.networkId, task ? `/proc/${task.pid}/ns/net` : "").catch((err) => {
-      deps.log.warn("CNI DEL failed", { replica: id, err: String(err) });
-    }),
+    keep
+      ? undefined
+      : ref.netns
+      ? releaseReplicaNetwork(deps, ref)
+      : deps.network.del(ref.networkId, task ? `/proc/${task.pid}/ns/net` : "").catch((err) => {
+        deps.log.warn("CNI DEL failed", { replica: id, err: String(err) });
+      }),
     task
       ? deps.tasks.delete(namespace, id).catch((err) => {
         if (!(err instanceof NotFoundError)) throw err;
