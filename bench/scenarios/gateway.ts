@@ -31,16 +31,17 @@ import {
   type ScenarioContext,
 } from "../harness.ts";
 import {
+  APPLIANCE_V8_FLAGS,
   appliancePid,
   checkUndisturbed,
   leftovers,
   loadavg,
   mb,
+  noteForeignFunctions,
   output,
   requireTool,
   settle,
   statusKb,
-  waitForNoForeignFunctions,
   warmupFor,
   wrkPercentile,
 } from "./provider.ts";
@@ -86,11 +87,13 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
   let network: TestNetwork | undefined;
   let dataDir: string | undefined;
   try {
-    await waitForNoForeignFunctions(client, ctx);
+    await noteForeignFunctions(client, ctx);
     ctx.facts["load average at start (1, 5, 15 min)"] = loadavg();
     registry = await startRegistry();
     await pushImage(registry, "bench/keepalive", "1", image);
     const ref = `${registry.host}/bench/keepalive:1`;
+    // As shipped: `deno task faasd` and the compiled binary run with this V8 flag.
+    Deno.env.set("DENO_V8_FLAGS", APPLIANCE_V8_FLAGS);
     app = await startAppliance();
     ({ network, dataDir } = app);
     ctx.facts.function =

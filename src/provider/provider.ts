@@ -89,8 +89,9 @@ export async function startProvider(opts: ProviderOptions) {
     hasFunctions: (ns) => manager.hasFunctions(ns),
   });
   const owner = await ownerId(paths.root);
-  // Replicas' pinned netns carry the owner, so appliances sharing a host never prune each other's.
-  const netnsPrefix = `faasd-ts-${owner}-`;
+  // Replicas' pinned netns carry the owner, so appliances sharing a host never prune each other's
+  // (not "faasd-ts-…": earlier versions prune every netns named so that they do not know).
+  const netnsPrefix = `fts-${owner}-`;
   const manager: FunctionManager = new FunctionManager({
     containerd: opts.containerd,
     images: opts.images,

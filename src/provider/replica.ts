@@ -79,25 +79,35 @@ export async function createReplicaContainer(
   },
 ): Promise<Mount[]> {
   // Prepare and Create under one lease: GC would otherwise collect the snapshot in between.
+  // They run at the same time (a container record only names its snapshot key).
+  const t0 = performance.now();
   const lease = await deps.leases.create(ref.namespace, { expireMs: 3600_000 });
-  try {
-    const mounts = await deps.snapshots.prepare(ref.namespace, ref.id, opts.parentSnapshot, {}, {
-      lease: lease.id,
-    });
-    await deps.containers.create(ref.namespace, {
-      id: ref.id,
-      image: opts.image,
-      spec: opts.spec,
-      labels: opts.labels,
-      snapshotKey: ref.id,
-    }, { lease: lease.id });
-    return mounts;
-  } catch (err) {
+  const prepared = deps.snapshots.prepare(ref.namespace, ref.id, opts.parentSnapshot, {}, {
+    lease: lease.id,
+  });
+  const created = deps.containers.create(ref.namespace, {
+    id: ref.id,
+    image: opts.image,
+    spec: opts.spec,
+    labels: opts.labels,
+    snapshotKey: ref.id,
+  }, { lease: lease.id });
+  const [p, c] = await Promise.allSettled([prepared, created]);
+  if (p.status === "rejected" || c.status === "rejected") {
+    if (c.status === "fulfilled") {
+      await deps.containers.delete(ref.namespace, ref.id).catch(() => {});
+    }
     await deps.snapshots.remove(ref.namespace, ref.id).catch(() => {});
-    throw err;
-  } finally {
     await deps.leases.delete(ref.namespace, lease.id).catch(() => {});
+    throw p.status === "rejected" ? p.reason : (c as PromiseRejectedResult).reason;
   }
+  // Both now hold each other: the lease can go while the task is created.
+  deps.leases.delete(ref.namespace, lease.id).catch(() => {});
+  deps.log.debug("replica container created", {
+    replica: ref.id,
+    ms: Math.round((performance.now() - t0) * 10) / 10,
+  });
+  return p.value;
 }
 
 /** A started task: its IP and a promise that settles when it exits. */
@@ -170,6 +180,7 @@ export async function startReplicaTask(
   } = {},
 ): Promise<StartedTask> {
   const { namespace, id } = ref;
+  const t0 = performance.now();
   const network = ref.netns
     ? opts.network ?? setUpReplicaNetwork(deps, ref, { reuseIp: true })
     : undefined;
@@ -179,7 +190,9 @@ export async function startReplicaTask(
     network?.created,
   ]);
   const stdio = `file://${ref.logFile}`;
+  const t1 = performance.now();
   const pid = await deps.tasks.create(namespace, id, mounts, { stdout: stdio, stderr: stdio });
+  const t2 = performance.now();
   let ip: string;
   try {
     ip = network
@@ -192,7 +205,16 @@ export async function startReplicaTask(
   }
   const exited = deps.tasks.wait(namespace, id);
   exited.catch(() => {});
+  const t3 = performance.now();
   await deps.tasks.start(namespace, id);
+  const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+  deps.log.debug("replica task started", {
+    replica: id,
+    waitMs: ms(t0, t1),
+    createMs: ms(t1, t2),
+    networkMs: ms(t2, t3),
+    startMs: ms(t3, performance.now()),
+  });
   return { pid, ip, exited };
 }
 
