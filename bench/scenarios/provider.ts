@@ -842,7 +842,11 @@ export async function leftovers(
   // Replicas' pinned netns are named `fts-<owner>-<namespace>.<container id>`.
   const netns = (await output("ip", ["netns", "list"]).catch(() => "")).split("\n")
     .map((l) => l.split(" ")[0]).filter((n) => n.includes(`-${ns}.`));
-  if (netns.length > 0) found.push(`netns left: ${netns.join(", ")}`);
+  if (netns.length > 0) {
+    // Reported (the run fails) and removed: nobody else would.
+    found.push(`netns left (removed now): ${netns.join(", ")}`);
+    for (const n of netns) await output("ip", ["netns", "delete", n]).catch(() => "");
+  }
   const dirs = await readdir("/run/containerd/io.containerd.runtime.v2.task").catch(() =>
     [] as string[]
   );
