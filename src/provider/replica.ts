@@ -147,21 +147,26 @@ export function setUpReplicaNetwork(
   return { created, ip };
 }
 
-/** Undoes {@link setUpReplicaNetwork} once it has settled: CNI DEL, then the netns goes. */
+/**
+ * Undoes {@link setUpReplicaNetwork} once it has settled (and the replica's process is gone):
+ * the netns goes first, then CNI DEL releases the IP. Without a process or mount left, the
+ * kernel drops the netns and the veth in it in the background (as it did for a netns runc made),
+ * and DEL does not have to enter it.
+ */
 export async function releaseReplicaNetwork(
   deps: ReplicaDeps,
   ref: ReplicaRef,
   pending?: PendingNetwork,
 ): Promise<void> {
   if (pending) await Promise.allSettled([pending.created, pending.ip]);
-  await deps.network.del(ref.networkId, ref.netns ?? "").catch((err) => {
-    deps.log.warn("CNI DEL failed", { replica: ref.id, err: String(err) });
-  });
   if (ref.netns) {
     await deps.network.removeNetns?.(ref.networkId).catch((err) => {
       deps.log.warn("cannot remove the replica's netns", { replica: ref.id, err: String(err) });
     });
   }
+  await deps.network.del(ref.networkId, ref.netns ?? "").catch((err) => {
+    deps.log.warn("CNI DEL failed", { replica: ref.id, err: String(err) });
+  });
 }
 
 /**
