@@ -43,6 +43,15 @@ export interface ProviderOptions {
 /** The network name; host-local keeps its leases under `<ipam dir>/<name>`. */
 export const NETWORK_NAME = "faasd-ts";
 
+/**
+ * The name prefix of an appliance's replica netns (`<prefix><namespace>.<container ID>`). It
+ * carries the owner ID, so appliances sharing a host never prune each other's; it is not
+ * "faasd-ts-…", because earlier versions prune every netns so named that they do not know.
+ */
+export function replicaNetnsPrefix(owner: string): string {
+  return `fts-${owner}-`;
+}
+
 /** Where the provider keeps its files under the data dir. */
 export function providerPaths(dataDir: string) {
   const root = join(dataDir, "provider");
@@ -89,9 +98,7 @@ export async function startProvider(opts: ProviderOptions) {
     hasFunctions: (ns) => manager.hasFunctions(ns),
   });
   const owner = await ownerId(paths.root);
-  // Replicas' pinned netns carry the owner, so appliances sharing a host never prune each other's
-  // (not "faasd-ts-…": earlier versions prune every netns named so that they do not know).
-  const netnsPrefix = `fts-${owner}-`;
+  const netnsPrefix = replicaNetnsPrefix(owner);
   const manager: FunctionManager = new FunctionManager({
     containerd: opts.containerd,
     images: opts.images,
