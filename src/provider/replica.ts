@@ -235,6 +235,7 @@ export async function stopReplicaTask(
   opts: { keepNetwork?: boolean } = {},
 ): Promise<void> {
   const { namespace, id } = ref;
+  const t0 = performance.now();
   let task;
   try {
     task = await deps.tasks.get(namespace, id);
@@ -266,20 +267,29 @@ export async function stopReplicaTask(
   // Release the IP whether or not the task was still there (after a crash it is not), at the
   // same time as the task is deleted: neither needs the other.
   const keep = opts.keepNetwork && ref.netns !== undefined;
+  const t1 = performance.now();
+  const ms = (a: number) => Math.round((performance.now() - a) * 10) / 10;
+  let networkMs = 0, deleteMs = 0;
   await Promise.all([
-    keep
+    (keep
       ? undefined
       : ref.netns
       ? releaseReplicaNetwork(deps, ref)
       : deps.network.del(ref.networkId, task ? `/proc/${task.pid}/ns/net` : "").catch((err) => {
         deps.log.warn("CNI DEL failed", { replica: id, err: String(err) });
-      }),
+      }))?.then(() => networkMs = ms(t1)),
     task
-      ? deps.tasks.delete(namespace, id).catch((err) => {
+      ? deps.tasks.delete(namespace, id).then(() => deleteMs = ms(t1), (err) => {
         if (!(err instanceof NotFoundError)) throw err;
       })
       : undefined,
   ]);
+  deps.log.debug("replica task stopped", {
+    replica: id,
+    exitMs: Math.round((t1 - t0) * 10) / 10,
+    networkMs,
+    deleteMs,
+  });
 }
 
 /** Removes the container and its snapshot (the task must be gone). */
