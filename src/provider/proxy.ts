@@ -5,6 +5,7 @@
 
 import { randomUUID } from "node:crypto";
 import { BadGatewayError, NotFoundError, TimeoutError, UnavailableError } from "../errors.ts";
+import { Http1Client, type Http1Response } from "./http1.ts";
 import type { Route } from "./manager.ts";
 
 /** Picks a replica (and may scale from zero); the function manager in production. */
@@ -73,6 +74,8 @@ class Deadlines {
 /** Builds the proxy for one router. */
 export function createProxy(router: Router, opts: ProxyOptions) {
   const deadlines = new Deadlines();
+  // Requests without a body go through our own HTTP/1.1 client under Deno (Node.js: fetch).
+  const http1 = "Deno" in globalThis ? new Http1Client() : undefined;
   return async (
     req: Request,
     name: string,
@@ -129,17 +132,19 @@ export function createProxy(router: Router, opts: ProxyOptions) {
     };
     deadlines.add(deadline);
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
-    let res: Response;
+    let res: Response | Http1Response;
     try {
-      res = await fetch(`http://${route.ip}:${route.port}${pathAndQuery}`, {
-        method: req.method,
-        headers,
-        body: hasBody ? req.body : undefined,
-        redirect: "manual",
-        signal,
-        // @ts-ignore: needed to stream a request body (Deno and Node.js fetch)
-        duplex: hasBody ? "half" : undefined,
-      });
+      res = !hasBody && http1
+        ? await http1.request(route.ip, route.port, req.method, pathAndQuery, headers, signal)
+        : await fetch(`http://${route.ip}:${route.port}${pathAndQuery}`, {
+          method: req.method,
+          headers,
+          body: hasBody ? req.body : undefined,
+          redirect: "manual",
+          signal,
+          // @ts-ignore: needed to stream a request body (Deno and Node.js fetch)
+          duplex: hasBody ? "half" : undefined,
+        });
     } catch (err) {
       deadlines.delete(deadline);
       route.release();
@@ -159,7 +164,7 @@ export function createProxy(router: Router, opts: ProxyOptions) {
     // Content-Length stays: the body passes through unchanged, and a known length spares the
     // client chunked decoding.
     const out: [string, string][] = [];
-    for (const [k, v] of res.headers) {
+    for (const [k, v] of res.headers as Iterable<[string, string]>) {
       if ((k === "content-length" || !HOP.has(k)) && k !== "x-call-id" && k !== "x-start-time") {
         if (k !== "x-duration-seconds") out.push([k, v]);
       }
@@ -172,10 +177,19 @@ export function createProxy(router: Router, opts: ProxyOptions) {
     // The replica counts as busy until its response headers arrive; passing the body through
     // natively (no JS stream in between) is what keeps the proxy cheap.
     route.release();
-    return new Response(res.body ?? null, {
-      status: res.status,
-      statusText: res.statusText,
-      headers: out,
-    });
+    try {
+      return new Response(res.body ?? null, {
+        status: res.status,
+        statusText: res.statusText,
+        headers: out,
+      });
+    } catch (err) {
+      // A status or header the function sent that a response cannot carry.
+      if (res.body instanceof ReadableStream) await res.body.cancel().catch(() => {});
+      throw new BadGatewayError(
+        `function "${name}.${namespace}" sent an invalid response: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
   };
 }
