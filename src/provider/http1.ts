@@ -19,12 +19,16 @@ export interface Http1Response {
 
 const MAX_HEAD = 64 * 1024;
 const MAX_IDLE_PER_ADDRESS = 64;
+/** Pooled connections unused this long are closed (their replica may be gone for good). */
+const IDLE_MS = 30_000;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 interface Conn {
   tcp: Deno.TcpConn;
   buf: Uint8Array<ArrayBuffer>;
+  /** When it went back to the pool (performance.now()). */
+  idleSince: number;
   /** Unread bytes in buf[start, end). */
   start: number;
   end: number;
@@ -33,6 +37,7 @@ interface Conn {
 /** Pools connections per `ip:port`. */
 export class Http1Client {
   readonly #idle = new Map<string, Conn[]>();
+  #swept = performance.now();
 
   /**
    * Sends a request without a body and resolves with the response head; the signal aborts the
@@ -48,6 +53,7 @@ export class Http1Client {
     signal: AbortSignal,
   ): Promise<Http1Response> {
     const key = `${ip}:${port}`;
+    this.#sweep();
     let head = `${method} ${pathAndQuery} HTTP/1.1\r\nhost: ${key}\r\n`;
     for (const [k, v] of headers) head += `${k}: ${v}\r\n`;
     const bytes = enc.encode(head + "\r\n");
@@ -140,9 +146,23 @@ export class Http1Client {
     }
   }
 
+  // Closes connections idle for IDLE_MS, at most once a second and only when requests come (no
+  // timer): a deleted replica's connections would otherwise stay open.
+  #sweep(): void {
+    const now = performance.now();
+    if (now - this.#swept < 1000) return;
+    this.#swept = now;
+    for (const [key, list] of this.#idle) {
+      // Oldest first: connections are taken from and returned to the end.
+      while (list.length > 0 && now - list[0].idleSince > IDLE_MS) close(list.shift()!);
+      if (list.length === 0) this.#idle.delete(key);
+    }
+  }
+
   #release(key: string, conn: Conn): void {
     if (conn.start !== conn.end) return close(conn); // the server sent more than it announced
     conn.start = conn.end = 0;
+    conn.idleSince = performance.now();
     let list = this.#idle.get(key);
     if (!list) this.#idle.set(key, list = []);
     if (list.length >= MAX_IDLE_PER_ADDRESS) return close(conn);
@@ -163,7 +183,7 @@ class StaleConnection extends Error {}
 async function connect(hostname: string, port: number): Promise<Conn> {
   const tcp = await Deno.connect({ hostname, port });
   tcp.setNoDelay(true);
-  return { tcp, buf: new Uint8Array(16 * 1024), start: 0, end: 0 };
+  return { tcp, buf: new Uint8Array(16 * 1024), start: 0, end: 0, idleSince: 0 };
 }
 
 function close(conn: Conn): void {
