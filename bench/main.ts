@@ -10,11 +10,12 @@ import type { Scenario, ScenarioContext } from "./harness.ts";
 import { machineFacts, report, type ScenarioResult, summarizeFigures } from "./report.ts";
 import { containerdScenario } from "./scenarios/containerd.ts";
 import { imagesScenario } from "./scenarios/images.ts";
+import { gatewayScenario } from "./scenarios/gateway.ts";
 import { providerScenario } from "./scenarios/provider.ts";
 
 /** Every scenario, in the order they run by default. */
 export function scenarios(): Scenario[] {
-  return [containerdScenario(), imagesScenario(), providerScenario()];
+  return [containerdScenario(), imagesScenario(), providerScenario(), gatewayScenario()];
 }
 
 const DEFAULT_SOCKET = "/run/containerd/containerd.sock";

@@ -21,7 +21,7 @@ import type { Logger } from "../log.ts";
 import { containerId, encodeRecord, toFunctionStatus } from "./function_record.ts";
 import { discoverFunctions, OWNER_LABEL } from "./discover.ts";
 import { readImageFiles } from "./image_files.ts";
-import { graceMs, scaleBounds } from "./scale_labels.ts";
+import { graceMs, scaleBounds, upstreamTimeoutMs } from "./scale_labels.ts";
 import { followTaskExits } from "./task_exits.ts";
 import { waitReady } from "./readiness.ts";
 import {
@@ -29,9 +29,13 @@ import {
   logFile,
   type Network,
   networkId,
+  type PendingNetwork,
+  releaseReplicaNetwork,
   removeReplicaContainer,
   type ReplicaDeps,
   type ReplicaRef,
+  setUpReplicaNetwork,
+  specNetnsPath,
   startReplicaTask,
   stopReplicaTask,
 } from "./replica.ts";
@@ -114,6 +118,8 @@ interface Fn {
 export interface Route {
   ip: string;
   port: number;
+  /** The function's own upstream timeout (`com.openfaas.timeout`), when it sets one. */
+  timeoutMs?: number;
   release(): void;
 }
 
@@ -303,6 +309,7 @@ export class FunctionManager {
         return {
           ip: r.ip!,
           port: FUNCTION_PORT,
+          timeoutMs: upstreamTimeoutMs(fn.deployment),
           release: () => {
             if (!released) r.inflight--;
             released = true;
@@ -434,6 +441,9 @@ export class FunctionManager {
       networkId: networkId(fn.namespace, id),
       logFile: logFile(this.#deps.paths.logDir, fn.namespace, fn.name, id),
     };
+    ref.netns = this.#deps.network.netnsPath?.(ref.networkId);
+    // The pinned netns is created and attached while the container and its task are created.
+    const network = ref.netns ? setUpReplicaNetwork(this.#replicaDeps(), ref) : undefined;
     const record = encodeRecord(dep, { generation, createdAt: fn.createdAt, replica: index });
     const spec = buildSpec({
       id,
@@ -442,8 +452,8 @@ export class FunctionManager {
       imageConfig: image.config,
       etcPasswd: image.etcPasswd,
       etcGroup: image.etcGroup,
-      // No path: runc creates the replica's network namespace and CNI wires it before start.
-      netnsPath: "",
+      // Without a pinned netns, runc creates one and CNI wires it before start.
+      netnsPath: ref.netns ?? "",
       ...specResources(dep),
       hostsPath: this.#deps.paths.hostsFile,
       resolvPath: this.#deps.paths.resolvFile,
@@ -459,6 +469,9 @@ export class FunctionManager {
         [DESIRED_LABEL]: String(opts.desired ?? fn.desired),
         [OWNER_LABEL]: this.#deps.owner,
       },
+    }).catch(async (err) => {
+      if (network) await releaseReplicaNetwork(this.#replicaDeps(), ref, network);
+      throw err;
     });
     const replica: Replica = {
       index,
@@ -469,18 +482,23 @@ export class FunctionManager {
       startedAt: Date.now(),
     };
     try {
-      await this.#startTask(fn, replica, mounts);
+      await this.#startTask(fn, replica, { mounts, network });
     } catch (err) {
+      if (network) await releaseReplicaNetwork(this.#replicaDeps(), ref, network);
       await removeReplicaContainer(this.#replicaDeps(), ref).catch(() => {});
       throw err;
     }
     return replica;
   }
 
-  async #startTask(fn: Fn, r: Replica, mounts?: Mount[]): Promise<void> {
+  async #startTask(
+    fn: Fn,
+    r: Replica,
+    opts: { mounts?: Mount[]; network?: PendingNetwork } = {},
+  ): Promise<void> {
     r.state = "starting";
     r.startedAt = Date.now();
-    const started = await startReplicaTask(this.#replicaDeps(), r.ref, mounts);
+    const started = await startReplicaTask(this.#replicaDeps(), r.ref, opts);
     r.ip = started.ip;
     r.pid = started.pid;
     this.#probe(fn, r);
@@ -612,7 +630,8 @@ export class FunctionManager {
       void this.#locked(fn, async () => {
         if (r.state !== "crashed" || fn.deleted || !fn.replicas.includes(r)) return;
         try {
-          await stopReplicaTask(this.#replicaDeps(), r.ref, 0);
+          // Same netns and IP: no CNI DEL and ADD for a restart.
+          await stopReplicaTask(this.#replicaDeps(), r.ref, 0, { keepNetwork: true });
           await this.#startTask(fn, r);
           if (fn.desired === 0) await this.#idle(fn);
         } catch (err) {
@@ -721,6 +740,11 @@ export class FunctionManager {
   }
 
   async #adoptReplica(fn: Fn, r: Replica): Promise<void> {
+    // The spec says whether the replica has a pinned netns (replicas of older versions do not).
+    const container = await this.#deps.containerd.containers.get(fn.namespace, r.ref.id).catch(
+      () => undefined,
+    );
+    r.ref.netns = container ? specNetnsPath(container.spec) : undefined;
     const task = await this.#deps.containerd.tasks.get(fn.namespace, r.ref.id).catch(() =>
       undefined
     );

@@ -11,6 +11,7 @@ import { readCache } from "../cni/cache.ts";
 import { createExec } from "../cni/exec.ts";
 import { collectNetworkGarbage } from "../cni/gc.ts";
 import { enableIpForward } from "../cni/host.ts";
+import { createContainerNetns, deleteNetns, netnsPath } from "../cni/netns.ts";
 import { ensureSubnetRules } from "../cni/subnet_rules.ts";
 import { Cni } from "../cni/plugins.ts";
 import type { Containerd } from "../containerd/client.ts";
@@ -41,6 +42,15 @@ export interface ProviderOptions {
 
 /** The network name; host-local keeps its leases under `<ipam dir>/<name>`. */
 export const NETWORK_NAME = "faasd-ts";
+
+/**
+ * The name prefix of an appliance's replica netns (`<prefix><namespace>.<container ID>`). It
+ * carries the owner ID, so appliances sharing a host never prune each other's; it is not
+ * "faasd-ts-…", because earlier versions prune every netns so named that they do not know.
+ */
+export function replicaNetnsPrefix(owner: string): string {
+  return `fts-${owner}-`;
+}
 
 /** Where the provider keeps its files under the data dir. */
 export function providerPaths(dataDir: string) {
@@ -74,7 +84,7 @@ export async function startProvider(opts: ProviderOptions) {
     perReplicaRules: false,
   });
   await ensureSubnetRules({ exec }, { subnet: opts.subnet, bridge: opts.bridge });
-  // runc creates each replica's network namespace with lo up, so no loopback plugin run.
+  // Each replica's pinned netns is created with lo up, so no loopback plugin run.
   const cni = new Cni({ conflist, cacheDir: paths.cniCache, exec, log, loopback: false });
   await writeFile(paths.hostsFile, hostsFile(gatewayIp(opts.subnet)));
   await writeFile(paths.resolvFile, await resolvConf(opts.dns, log));
@@ -87,12 +97,21 @@ export async function startProvider(opts: ProviderOptions) {
     // Called only after start-up, when `manager` below exists.
     hasFunctions: (ns) => manager.hasFunctions(ns),
   });
+  const owner = await ownerId(paths.root);
+  const netnsPrefix = replicaNetnsPrefix(owner);
   const manager: FunctionManager = new FunctionManager({
     containerd: opts.containerd,
     images: opts.images,
     network: {
       add: (id, netns) => cni.add(id, netns),
       del: (id, netns) => cni.del(id, netns),
+      netnsPath: (id) => netnsPath(netnsPrefix + id),
+      createNetns: async (id) => {
+        await createContainerNetns({ exec }, netnsPrefix + id);
+      },
+      removeNetns: async (id) => {
+        await deleteNetns({ exec }, netnsPrefix + id);
+      },
       cachedIp: async (id) => {
         const entry = await readCache(paths.cniCache, id);
         const address = entry?.result.ips?.[0]?.address;
@@ -104,7 +123,7 @@ export async function startProvider(opts: ProviderOptions) {
     paths,
     log,
     readyTimeoutMs: opts.readyTimeoutMs,
-    owner: await ownerId(paths.root),
+    owner,
   });
   await manager.start();
   logs.start();
@@ -114,7 +133,7 @@ export async function startProvider(opts: ProviderOptions) {
     cacheDir: paths.cniCache,
     networkName: NETWORK_NAME,
     subnet: opts.subnet,
-    netnsPrefix: "faasd-ts-",
+    netnsPrefix,
     live: manager.liveNetworkIds(),
   }).catch((err) => log.warn("network clean-up failed", { err: String(err) }));
   const fns = manager;

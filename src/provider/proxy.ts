@@ -5,6 +5,7 @@
 
 import { randomUUID } from "node:crypto";
 import { BadGatewayError, NotFoundError, TimeoutError, UnavailableError } from "../errors.ts";
+import { Http1Client, type Http1Response } from "./http1.ts";
 import type { Route } from "./manager.ts";
 
 /** Picks a replica (and may scale from zero); the function manager in production. */
@@ -37,8 +38,54 @@ const HOP = new Set([
   "content-length",
 ]);
 
+/**
+ * Upstream deadlines of the requests in flight, with one timer for all of them: a timer armed
+ * and cleared per request costs more than the rest of the proxy's own work. The timer is armed
+ * for the earliest deadline; when it fires, what is due is aborted and it is armed again for the
+ * earliest left. Most requests share the gateway's timeout, so adding one rarely re-arms it.
+ */
+class Deadlines {
+  readonly #pending = new Set<{ deadline: number; abort(): void }>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #armedFor = Infinity;
+
+  add(entry: { deadline: number; abort(): void }): void {
+    this.#pending.add(entry);
+    if (entry.deadline < this.#armedFor) this.#arm(entry.deadline);
+  }
+
+  delete(entry: { deadline: number; abort(): void }): void {
+    this.#pending.delete(entry);
+  }
+
+  #arm(at: number): void {
+    clearTimeout(this.#timer);
+    this.#armedFor = at;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - performance.now()));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const e of this.#pending) {
+      if (e.deadline <= now) {
+        this.#pending.delete(e);
+        e.abort();
+      } else if (e.deadline < next) {
+        next = e.deadline;
+      }
+    }
+    if (next !== Infinity) this.#arm(next);
+  }
+}
+
 /** Builds the proxy for one router. */
 export function createProxy(router: Router, opts: ProxyOptions) {
+  const deadlines = new Deadlines();
+  // Requests without a body go through our own HTTP/1.1 client under Deno (Node.js: fetch).
+  const http1 = "Deno" in globalThis ? new Http1Client() : undefined;
   return async (
     req: Request,
     name: string,
@@ -53,7 +100,11 @@ export function createProxy(router: Router, opts: ProxyOptions) {
     try {
       route = await router.route(name, namespace, {
         timeoutMs: opts.readyTimeoutMs,
-        signal: req.signal,
+        // Read only when the request must wait for a replica: creating a request's signal has
+        // a cost on every request.
+        get signal() {
+          return req.signal;
+        },
       });
     } catch (err) {
       if (err instanceof NotFoundError) throw err;
@@ -64,66 +115,101 @@ export function createProxy(router: Router, opts: ProxyOptions) {
         },
       );
     }
-    const headers = new Headers(req.headers);
-    // Content-Length goes along: the body passes through unchanged, and without it the body would
-    // be sent chunked, which simple servers (CGI behind busybox httpd) do not decode.
-    for (const h of HOP) if (h !== "content-length") headers.delete(h);
-    headers.set("x-call-id", callId);
-    headers.set("x-start-time", startNs);
-    const forwarded = req.headers.get("x-forwarded-for");
-    if (remoteAddr) {
-      headers.set("x-forwarded-for", forwarded ? `${forwarded}, ${remoteAddr}` : remoteAddr);
+    // Header lists as arrays: copying a Headers object and deleting from it costs several
+    // times more. Content-Length goes along: the body passes through unchanged, and without it
+    // the body would be sent chunked, which simple servers (CGI behind busybox httpd) do not
+    // decode.
+    const headers: [string, string][] = [];
+    let forwarded: string | undefined;
+    let host = "";
+    for (const [k, v] of req.headers) {
+      if (k === "x-forwarded-for") forwarded = v;
+      else if (k === "host") host = v;
+      if (
+        (k === "content-length" || !HOP.has(k)) && k !== "x-call-id" && k !== "x-start-time" &&
+        k !== "x-forwarded-host"
+      ) {
+        if (k !== "x-forwarded-for" || !remoteAddr) headers.push([k, v]);
+      }
     }
-    headers.set("x-forwarded-host", req.headers.get("host") ?? "");
+    headers.push(["x-call-id", callId], ["x-start-time", startNs], ["x-forwarded-host", host]);
+    if (remoteAddr) {
+      headers.push(["x-forwarded-for", forwarded ? `${forwarded}, ${remoteAddr}` : remoteAddr]);
+    }
 
-    // The upstream timeout covers the wait for response headers; the timer is cleared as soon
-    // as they arrive (a timer per request left to expire would hold memory under load).
+    // The upstream timeout covers the wait for response headers; the deadline is dropped as
+    // soon as they arrive.
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), opts.upstreamTimeoutMs);
     const signal = controller.signal;
+    const timeoutMs = route.timeoutMs ?? opts.upstreamTimeoutMs;
+    const deadline = {
+      deadline: started + timeoutMs,
+      abort: () => controller.abort(),
+    };
+    deadlines.add(deadline);
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
-    let res: Response;
+    let res: Response | Http1Response;
     try {
-      res = await fetch(`http://${route.ip}:${route.port}${pathAndQuery}`, {
-        method: req.method,
-        headers,
-        body: hasBody ? req.body : undefined,
-        redirect: "manual",
-        signal,
-        // @ts-ignore: needed to stream a request body (Deno and Node.js fetch)
-        duplex: hasBody ? "half" : undefined,
-      });
+      res = !hasBody && http1
+        ? await http1.request(route.ip, route.port, req.method, pathAndQuery, headers, signal)
+        : await fetch(`http://${route.ip}:${route.port}${pathAndQuery}`, {
+          method: req.method,
+          headers,
+          body: hasBody ? req.body : undefined,
+          redirect: "manual",
+          signal,
+          // @ts-ignore: needed to stream a request body (Deno and Node.js fetch)
+          duplex: hasBody ? "half" : undefined,
+        });
     } catch (err) {
-      clearTimeout(timer);
+      deadlines.delete(deadline);
       route.release();
       if (signal.aborted) {
         throw new TimeoutError(
-          `function "${name}.${namespace}" did not answer within ${opts.upstreamTimeoutMs / 1000}s`,
+          `function "${name}.${namespace}" did not answer within ${timeoutMs / 1000}s`,
         );
       }
+      // fetch's own message is only "fetch failed"; the reason is in its cause.
+      const cause = (err as Error).cause as Error | undefined;
       throw new BadGatewayError(
-        `cannot reach function "${name}.${namespace}": ${(err as Error).message}`,
+        `cannot reach function "${name}.${namespace}": ${(err as Error).message}${
+          cause?.message ? ` (${cause.message})` : ""
+        }`,
         {
           cause: err,
         },
       );
     }
-    const out = new Headers(res.headers);
+    deadlines.delete(deadline);
     // Content-Length stays: the body passes through unchanged, and a known length spares the
     // client chunked decoding.
-    for (const h of HOP) if (h !== "content-length") out.delete(h);
-    out.set("x-call-id", callId);
-    out.set("x-start-time", startNs);
-    out.set("x-duration-seconds", ((performance.now() - started) / 1000).toFixed(6));
-    clearTimeout(timer);
+    const out: [string, string][] = [];
+    for (const [k, v] of res.headers as Iterable<[string, string]>) {
+      if ((k === "content-length" || !HOP.has(k)) && k !== "x-call-id" && k !== "x-start-time") {
+        if (k !== "x-duration-seconds") out.push([k, v]);
+      }
+    }
+    out.push(
+      ["x-call-id", callId],
+      ["x-start-time", startNs],
+      ["x-duration-seconds", ((performance.now() - started) / 1000).toFixed(6)],
+    );
     // The replica counts as busy until its response headers arrive; passing the body through
     // natively (no JS stream in between) is what keeps the proxy cheap.
     route.release();
-    const body = res.body;
-    return new Response(body ?? null, {
-      status: res.status,
-      statusText: res.statusText,
-      headers: out,
-    });
+    try {
+      return new Response(res.body ?? null, {
+        status: res.status,
+        statusText: res.statusText,
+        headers: out,
+      });
+    } catch (err) {
+      // A status or header the function sent that a response cannot carry.
+      if (res.body instanceof ReadableStream) await res.body.cancel().catch(() => {});
+      throw new BadGatewayError(
+        `function "${name}.${namespace}" sent an invalid response: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
   };
 }

@@ -18,7 +18,7 @@ export interface Probe {
 /** Resolves once the replica is ready; TimeoutError after `timeoutMs`. */
 export async function waitReady(
   probe: Probe,
-  { timeoutMs, signal, intervalMs = 3 }: {
+  { timeoutMs, signal, intervalMs = 1 }: {
     timeoutMs: number;
     signal?: AbortSignal;
     intervalMs?: number;
@@ -37,7 +37,8 @@ export async function waitReady(
         }`,
       );
     }
-    // Back off gently: fast at first (most functions start in milliseconds), then every 50 ms.
+    // Back off gently: every 1, 2, 3 … ms at first (most functions listen within milliseconds
+    // of their start), then every 50 ms.
     await new Promise((r) => setTimeout(r, Math.min(50, intervalMs * (1 + attempt))));
   }
 }

@@ -1,7 +1,9 @@
 /**
- * One replica of a function: a containerd container on the image's snapshot, a task whose
- * network namespace runc creates and CNI wires up before the process starts, stdout and stderr
- * appended to a log file, and the steps to tear all of it down again.
+ * One replica of a function: a containerd container on the image's snapshot, a task in a pinned
+ * network namespace of its own that CNI wires up while the container and its task are being
+ * created (before the process starts), stdout and stderr appended to a log file, and the steps
+ * to tear all of it down again. Without pinned netns support in the network, runc creates the
+ * namespace with the task and CNI attaches it in between create and start.
  */
 
 import { mkdir } from "node:fs/promises";
@@ -11,13 +13,21 @@ import type { Leases } from "../containerd/leases.ts";
 import type { Snapshots } from "../containerd/snapshots.ts";
 import type { ExitResult, Tasks } from "../containerd/tasks.ts";
 import type { Mount } from "../containerd/types.ts";
-import { NotFoundError, TimeoutError } from "../errors.ts";
+import { AlreadyExistsError, NotFoundError, TimeoutError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
 /** Attaches and detaches a network namespace (the CNI plugins in production). */
 export interface Network {
   add(containerId: string, netnsPath: string): Promise<{ ip: string }>;
   del(containerId: string, netnsPath: string): Promise<void>;
+  /** The path a replica's pinned netns has (or will have); absent: runc creates one per task. */
+  netnsPath?(networkId: string): string;
+  /** Creates the pinned netns with `lo` up; AlreadyExistsError when it exists. */
+  createNetns?(networkId: string): Promise<void>;
+  /** Removes the pinned netns; a missing one is fine. */
+  removeNetns?(networkId: string): Promise<void>;
+  /** The IP of a cached attachment, if any. */
+  cachedIp?(networkId: string): Promise<string | undefined>;
 }
 
 /** The services a replica needs. */
@@ -37,11 +47,19 @@ export interface ReplicaRef {
   /** The CNI container ID: unique across containerd namespaces. */
   networkId: string;
   logFile: string;
+  /** The pinned network namespace in the replica's spec; none when runc creates one. */
+  netns?: string;
 }
 
 /** The CNI container ID for a replica (containerd IDs are only unique per namespace). */
 export function networkId(namespace: string, id: string): string {
   return `${namespace}.${id}`;
+}
+
+/** The pinned network namespace path in a container's OCI spec, if it has one. */
+export function specNetnsPath(spec: Record<string, unknown>): string | undefined {
+  const linux = spec.linux as { namespaces?: Array<{ type?: string; path?: string }> } | undefined;
+  return linux?.namespaces?.find((n) => n.type === "network")?.path || undefined;
 }
 
 /** The replica's log file under the data dir's log directory. */
@@ -61,25 +79,35 @@ export async function createReplicaContainer(
   },
 ): Promise<Mount[]> {
   // Prepare and Create under one lease: GC would otherwise collect the snapshot in between.
+  // They run at the same time (a container record only names its snapshot key).
+  const t0 = performance.now();
   const lease = await deps.leases.create(ref.namespace, { expireMs: 3600_000 });
-  try {
-    const mounts = await deps.snapshots.prepare(ref.namespace, ref.id, opts.parentSnapshot, {}, {
-      lease: lease.id,
-    });
-    await deps.containers.create(ref.namespace, {
-      id: ref.id,
-      image: opts.image,
-      spec: opts.spec,
-      labels: opts.labels,
-      snapshotKey: ref.id,
-    }, { lease: lease.id });
-    return mounts;
-  } catch (err) {
+  const prepared = deps.snapshots.prepare(ref.namespace, ref.id, opts.parentSnapshot, {}, {
+    lease: lease.id,
+  });
+  const created = deps.containers.create(ref.namespace, {
+    id: ref.id,
+    image: opts.image,
+    spec: opts.spec,
+    labels: opts.labels,
+    snapshotKey: ref.id,
+  }, { lease: lease.id });
+  const [p, c] = await Promise.allSettled([prepared, created]);
+  if (p.status === "rejected" || c.status === "rejected") {
+    if (c.status === "fulfilled") {
+      await deps.containers.delete(ref.namespace, ref.id).catch(() => {});
+    }
     await deps.snapshots.remove(ref.namespace, ref.id).catch(() => {});
-    throw err;
-  } finally {
     await deps.leases.delete(ref.namespace, lease.id).catch(() => {});
+    throw p.status === "rejected" ? p.reason : (c as PromiseRejectedResult).reason;
   }
+  // Both now hold each other: the lease can go while the task is created.
+  deps.leases.delete(ref.namespace, lease.id).catch(() => {});
+  deps.log.debug("replica container created", {
+    replica: ref.id,
+    ms: Math.round((performance.now() - t0) * 10) / 10,
+  });
+  return p.value;
 }
 
 /** A started task: its IP and a promise that settles when it exits. */
@@ -89,24 +117,92 @@ export interface StartedTask {
   exited: Promise<ExitResult>;
 }
 
+/** A replica's network being set up: the pinned netns exists once `created` resolves. */
+export interface PendingNetwork {
+  created: Promise<void>;
+  ip: Promise<string>;
+}
+
 /**
- * Creates and starts the container's task: runc creates the network namespace, CNI attaches it
- * (so the network is up before the function's process runs), then the process starts.
+ * Sets up a replica's pinned network namespace and attaches it (CNI ADD), to run while the
+ * container and its task are created. An existing netns is reused (a restart); with `reuseIp`
+ * an attachment the cache still holds is kept as it is.
+ */
+export function setUpReplicaNetwork(
+  deps: ReplicaDeps,
+  ref: ReplicaRef,
+  opts: { reuseIp?: boolean } = {},
+): PendingNetwork {
+  const net = deps.network;
+  let fresh = true;
+  const created = net.createNetns!(ref.networkId).catch((err) => {
+    if (!(err instanceof AlreadyExistsError)) throw err;
+    fresh = false;
+  });
+  const ip = created.then(async () => {
+    const cached = !fresh && opts.reuseIp ? await net.cachedIp?.(ref.networkId) : undefined;
+    return cached ?? (await net.add(ref.networkId, ref.netns!)).ip;
+  });
+  ip.catch(() => {});
+  return { created, ip };
+}
+
+/**
+ * Undoes {@link setUpReplicaNetwork} once it has settled (and the replica's process is gone):
+ * the netns goes first, then CNI DEL releases the IP. Without a process or mount left, the
+ * kernel drops the netns and the veth in it in the background (as it did for a netns runc made),
+ * and DEL does not have to enter it.
+ */
+export async function releaseReplicaNetwork(
+  deps: ReplicaDeps,
+  ref: ReplicaRef,
+  pending?: PendingNetwork,
+): Promise<void> {
+  if (pending) await Promise.allSettled([pending.created, pending.ip]);
+  if (ref.netns) {
+    await deps.network.removeNetns?.(ref.networkId).catch((err) => {
+      deps.log.warn("cannot remove the replica's netns", { replica: ref.id, err: String(err) });
+    });
+  }
+  await deps.network.del(ref.networkId, ref.netns ?? "").catch((err) => {
+    deps.log.warn("CNI DEL failed", { replica: ref.id, err: String(err) });
+  });
+}
+
+/**
+ * Creates and starts the container's task with its network attached before the process runs.
+ * In a pinned netns (`ref.netns`) the task is created as soon as the netns exists, while CNI
+ * attaches it; otherwise runc creates the netns and CNI attaches it between create and start.
  */
 export async function startReplicaTask(
   deps: ReplicaDeps,
   ref: ReplicaRef,
-  /** The snapshot's mounts when the caller has them (a fresh container); else asked for. */
-  knownMounts?: Mount[],
+  opts: {
+    /** The snapshot's mounts when the caller has them (a fresh container); else asked for. */
+    mounts?: Mount[];
+    /** The pinned netns being set up; set up here (reusing a cached IP) when absent. */
+    network?: PendingNetwork;
+  } = {},
 ): Promise<StartedTask> {
   const { namespace, id } = ref;
-  await mkdir(join(ref.logFile, ".."), { recursive: true });
-  const mounts = knownMounts ?? await deps.snapshots.mounts(namespace, id);
+  const t0 = performance.now();
+  const network = ref.netns
+    ? opts.network ?? setUpReplicaNetwork(deps, ref, { reuseIp: true })
+    : undefined;
+  const [mounts] = await Promise.all([
+    opts.mounts ?? deps.snapshots.mounts(namespace, id),
+    mkdir(join(ref.logFile, ".."), { recursive: true }),
+    network?.created,
+  ]);
   const stdio = `file://${ref.logFile}`;
+  const t1 = performance.now();
   const pid = await deps.tasks.create(namespace, id, mounts, { stdout: stdio, stderr: stdio });
+  const t2 = performance.now();
   let ip: string;
   try {
-    ({ ip } = await deps.network.add(ref.networkId, `/proc/${pid}/ns/net`));
+    ip = network
+      ? await network.ip
+      : (await deps.network.add(ref.networkId, `/proc/${pid}/ns/net`)).ip;
   } catch (err) {
     await deps.tasks.kill(namespace, id, 9, { all: true }).catch(() => {});
     await deps.tasks.delete(namespace, id).catch(() => {});
@@ -114,7 +210,16 @@ export async function startReplicaTask(
   }
   const exited = deps.tasks.wait(namespace, id);
   exited.catch(() => {});
+  const t3 = performance.now();
   await deps.tasks.start(namespace, id);
+  const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+  deps.log.debug("replica task started", {
+    replica: id,
+    waitMs: ms(t0, t1),
+    createMs: ms(t1, t2),
+    networkMs: ms(t2, t3),
+    startMs: ms(t3, performance.now()),
+  });
   return { pid, ip, exited };
 }
 
@@ -126,8 +231,11 @@ export async function stopReplicaTask(
   deps: ReplicaDeps,
   ref: ReplicaRef,
   graceMs: number,
+  /** Keep a pinned netns and its attachment (a restart in the same netns, with the same IP). */
+  opts: { keepNetwork?: boolean } = {},
 ): Promise<void> {
   const { namespace, id } = ref;
+  const t0 = performance.now();
   let task;
   try {
     task = await deps.tasks.get(namespace, id);
@@ -158,16 +266,30 @@ export async function stopReplicaTask(
   }
   // Release the IP whether or not the task was still there (after a crash it is not), at the
   // same time as the task is deleted: neither needs the other.
+  const keep = opts.keepNetwork && ref.netns !== undefined;
+  const t1 = performance.now();
+  const ms = (a: number) => Math.round((performance.now() - a) * 10) / 10;
+  let networkMs = 0, deleteMs = 0;
   await Promise.all([
-    deps.network.del(ref.networkId, task ? `/proc/${task.pid}/ns/net` : "").catch((err) => {
-      deps.log.warn("CNI DEL failed", { replica: id, err: String(err) });
-    }),
+    (keep
+      ? undefined
+      : ref.netns
+      ? releaseReplicaNetwork(deps, ref)
+      : deps.network.del(ref.networkId, task ? `/proc/${task.pid}/ns/net` : "").catch((err) => {
+        deps.log.warn("CNI DEL failed", { replica: id, err: String(err) });
+      }))?.then(() => networkMs = ms(t1)),
     task
-      ? deps.tasks.delete(namespace, id).catch((err) => {
+      ? deps.tasks.delete(namespace, id).then(() => deleteMs = ms(t1), (err) => {
         if (!(err instanceof NotFoundError)) throw err;
       })
       : undefined,
   ]);
+  deps.log.debug("replica task stopped", {
+    replica: id,
+    exitMs: Math.round((t1 - t0) * 10) / 10,
+    networkMs,
+    deleteMs,
+  });
 }
 
 /** Removes the container and its snapshot (the task must be gone). */

@@ -47,3 +47,29 @@ export function parseDuration(s: string): number | undefined {
   }
   return matched === s.length && s.length > 0 ? total : undefined;
 }
+
+/** The annotation that overrides the gateway's upstream timeout for one function. */
+export const TIMEOUT_ANNOTATION = "com.openfaas.timeout";
+
+const timeouts = new WeakMap<FunctionDeployment, number | undefined>();
+
+/**
+ * The function's own upstream timeout from its `com.openfaas.timeout` annotation (a Go duration,
+ * `2m`, `500ms`), or undefined for the gateway's; InvalidArgumentError for a bad value. Cached per
+ * deployment, since the proxy asks on every request.
+ */
+export function upstreamTimeoutMs(dep: FunctionDeployment): number | undefined {
+  if (timeouts.has(dep)) return timeouts.get(dep);
+  const v = dep.annotations?.[TIMEOUT_ANNOTATION];
+  let ms: number | undefined;
+  if (v !== undefined && v !== "") {
+    ms = parseDuration(v);
+    if (ms === undefined || ms <= 0) {
+      throw new InvalidArgumentError(
+        `annotation ${TIMEOUT_ANNOTATION} must be a duration such as 30s or 2m, got "${v}"`,
+      );
+    }
+  }
+  timeouts.set(dep, ms);
+  return ms;
+}

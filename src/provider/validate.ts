@@ -8,6 +8,7 @@
 
 import { InvalidArgumentError } from "../errors.ts";
 import { CFS_MIN_QUOTA_US, CFS_PERIOD_US, parseCpu, parseMemory } from "./quantity.ts";
+import { upstreamTimeoutMs } from "./scale_labels.ts";
 import type { FunctionDeployment, ResourceAmounts } from "./types.ts";
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -64,6 +65,8 @@ export function validateDeployment(
     body.readOnlyRootFilesystem,
     "readOnlyRootFilesystem",
   );
+
+  upstreamTimeoutMs(dep); // a bad com.openfaas.timeout is a 400 now, not a surprise later
 
   const size = new TextEncoder().encode(JSON.stringify(dep)).length;
   if (size > DEPLOYMENT_MAX) {

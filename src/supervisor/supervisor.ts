@@ -265,7 +265,7 @@ export class Supervisor {
         [EXIT_LABEL]: "",
       });
     }
-    const started = await startReplicaTask(svc.deps, ref, mounts);
+    const started = await startReplicaTask(svc.deps, ref, { mounts });
     Object.assign(svc, {
       state: "running",
       pid: started.pid,

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "../../../src/errors.ts";
-import { graceMs, parseDuration, scaleBounds } from "../../../src/provider/scale_labels.ts";
+import {
+  graceMs,
+  parseDuration,
+  scaleBounds,
+  upstreamTimeoutMs,
+} from "../../../src/provider/scale_labels.ts";
 
 const dep = (labels: Record<string, string> = {}, envVars: Record<string, string> = {}) => ({
   service: "f",
@@ -57,4 +62,19 @@ Deno.test("parseDuration() reads Go durations; graceMs() defaults to 30 s and ca
   assert.equal(graceMs(dep({}, { grace_period: "2s" })), 2000);
   assert.equal(graceMs(dep({}, { grace_period: "1h" })), 120_000);
   assert.equal(graceMs(dep({}, { grace_period: "soon" })), 30_000);
+});
+
+Deno.test("upstreamTimeoutMs() reads com.openfaas.timeout and names a bad value", () => {
+  const dep = (v?: string) => ({
+    service: "f",
+    image: "i",
+    annotations: v === undefined ? undefined : { "com.openfaas.timeout": v },
+  });
+  assert.equal(upstreamTimeoutMs(dep()), undefined);
+  assert.equal(upstreamTimeoutMs(dep("")), undefined);
+  assert.equal(upstreamTimeoutMs(dep("2m30s")), 150_000);
+  assert.equal(upstreamTimeoutMs(dep("500ms")), 500);
+  for (const bad of ["30", "0s", "soon"]) {
+    assert.throws(() => upstreamTimeoutMs(dep(bad)), /com\.openfaas\.timeout must be a duration/);
+  }
 });

@@ -1,0 +1,354 @@
+/**
+ * Scenario "gateway": what the gateway of `faasd up` adds to a synchronous invocation (issue #5),
+ * with a keep-alive function (tests/fixtures/keepalive_image.ts: a static C HTTP/1.1 server that
+ * keeps connections open), so that neither path pays for a new TCP connection per request.
+ * Measured in the same run: one connection, sequential GETs, direct to the replica's IP vs
+ * through `/function/NAME.NS/` (p50/p99 and the paired difference); `wrk` at 16 connections both
+ * ways; the appliance's idle memory. Everything is removed at the end, and checked, as in the
+ * provider scenario.
+ */
+
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Containerd } from "../../src/containerd/client.ts";
+import { FailedPreconditionError, NotFoundError } from "../../src/errors.ts";
+import {
+  type Appliance,
+  removeTestNetwork,
+  startAppliance,
+  type TestNetwork,
+} from "../../tests/fixtures/appliance.ts";
+import { KEEPALIVE_BODY, keepAliveImage } from "../../tests/fixtures/keepalive_image.ts";
+import { purgeNamespace } from "../../tests/fixtures/namespace.ts";
+import { type Registry, startRegistry } from "../../tests/fixtures/registry.ts";
+import { pushImage } from "../../tests/fixtures/registry_push.ts";
+import {
+  type Figure,
+  median,
+  percentile,
+  type Scenario,
+  type ScenarioContext,
+} from "../harness.ts";
+import {
+  APPLIANCE_V8_FLAGS,
+  appliancePid,
+  checkUndisturbed,
+  leftovers,
+  loadavg,
+  mb,
+  noteForeignFunctions,
+  output,
+  requireTool,
+  settle,
+  statusKb,
+  warmupFor,
+  wrkPercentile,
+} from "./provider.ts";
+
+const DEFAULT_NS = "openfaas-fn";
+const WRK_SECONDS = 3;
+const WRK_CONNECTIONS = 16;
+const FN = "ka";
+
+const DIRECT = "keep-alive GET direct to the replica IP (1 connection)";
+const WRK_DIRECT = `${WRK_CONNECTIONS} connections, direct: ms per request (1000 / req/s)`;
+
+/** The gateway scenario. */
+export function gatewayScenario(): Scenario {
+  return {
+    name: "gateway",
+    description:
+      "gateway overhead vs direct with a keep-alive function (p50/p99, wrk at 16 connections), appliance idle memory",
+    run,
+  };
+}
+
+interface Env {
+  app: Appliance;
+  ns: string;
+  ctx: ScenarioContext;
+  ip: string;
+}
+
+async function run(ctx: ScenarioContext): Promise<Figure[]> {
+  await requireTool("wrk", ["--version"], "apt-get install wrk");
+  // Compiled first: without gcc the scenario stops here, naming it, before anything starts.
+  const image = await keepAliveImage();
+  const client = await Containerd.connect({ socket: ctx.containerdSocket });
+  ctx.facts.containerd = client.serverVersion.version;
+  ctx.facts.containerdRevision = client.serverVersion.revision;
+  const hadDefault = (await client.namespaces.list()).some((n) => n.name === DEFAULT_NS);
+  const ns = `gbench-${randomBytes(3).toString("hex")}`;
+  const failures: string[] = [];
+  const figures: Figure[] = [];
+  let registry: Registry | undefined;
+  let app: Appliance | undefined;
+  let network: TestNetwork | undefined;
+  let dataDir: string | undefined;
+  try {
+    await noteForeignFunctions(client, ctx);
+    ctx.facts["load average at start (1, 5, 15 min)"] = loadavg();
+    registry = await startRegistry();
+    await pushImage(registry, "bench/keepalive", "1", image);
+    const ref = `${registry.host}/bench/keepalive:1`;
+    // As shipped: `deno task faasd` and the compiled binary run with this V8 flag.
+    Deno.env.set("DENO_V8_FLAGS", APPLIANCE_V8_FLAGS);
+    app = await startAppliance();
+    ({ network, dataDir } = app);
+    ctx.facts.function =
+      `${ref}: static C HTTP/1.1 server, 200 "ok", keep-alive (tests/fixtures/keepalive/server.c)`;
+    ctx.log(`appliance ${app.url}, namespace ${ns}, bridge ${network.bridge} ${network.subnet}`);
+    const pid = await appliancePid(app);
+    await settle();
+    ctx.facts["appliance idle RSS after start MB (all its processes)"] = mb(
+      await treeRssKb(pid),
+    );
+    const created = await api(app, "POST", "/system/namespace/", {
+      name: ns,
+      labels: { openfaas: "1" },
+    });
+    if (created.status !== 201) {
+      throw new Error(`creating namespace ${ns} answered ${created.status}: ${created.text}`);
+    }
+    const deployed = await api(app, "POST", "/system/functions", {
+      service: FN,
+      image: ref,
+      namespace: ns,
+      envVars: { grace_period: "5s" },
+    });
+    if (deployed.status !== 202) {
+      throw new Error(`deploy answered ${deployed.status}: ${deployed.text}`);
+    }
+    await getOk(`${app.url}/function/${FN}.${ns}/`);
+    const env: Env = { app, ns, ctx, ip: await replicaIp(app, ns) };
+    await settle();
+    ctx.facts["appliance idle RSS with 1 function MB (all its processes)"] = mb(
+      await treeRssKb(pid),
+    );
+    figures.push(...await latencyFigures(env));
+    figures.push(...await throughputFigures(env));
+    await settle();
+    ctx.facts["appliance RSS after the load MB (all its processes)"] = mb(await treeRssKb(pid));
+    ctx.facts["appliance VmHWM (peak RSS) MB"] = mb(await statusKb(pid, "VmHWM"));
+    // TODO(async accept rate): once the async queue (/async-function/, issue #5) is merged,
+    // measure POST /async-function/NAME → 202 per second with the journal fsync-durable
+    // (target ≥ 1,000 requests/s) here, with its own baseline.
+    ctx.facts["async accept rate"] = "not measured: TODO once the async queue is merged";
+    ctx.facts["load average at end (1, 5, 15 min)"] = loadavg();
+    checkUndisturbed(app.log(), ns);
+  } catch (err) {
+    if (app) ctx.log(`appliance log (tail):\n${app.log().slice(-4000)}`);
+    throw err;
+  } finally {
+    if (app) {
+      const res = await api(app, "DELETE", `/system/functions?namespace=${ns}`, {
+        functionName: FN,
+      }).catch((err) => ({ status: 0, text: String(err) }));
+      if (res.status !== 202 && res.status !== 404) {
+        failures.push(`delete ${FN}: ${res.status} ${res.text}`);
+      }
+      const code = await app.stop().catch((err) => {
+        failures.push(`stop appliance: ${err.message}`);
+        return 0;
+      });
+      if (code !== 0) failures.push(`the appliance exited with code ${code}`);
+    }
+    failures.push(...(await purgeNamespace(client, ns)).map((f) => `${ns}: ${f}`));
+    if (!hadDefault) {
+      await client.namespaces.delete(DEFAULT_NS).catch((err) => {
+        if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) {
+          failures.push(`delete namespace ${DEFAULT_NS}: ${err.message}`);
+        }
+      });
+    }
+    if (network && dataDir) {
+      await removeTestNetwork(network, dataDir).catch((err) =>
+        failures.push(`remove test network: ${err.message}`)
+      );
+    }
+    await registry?.stop().catch((err) => failures.push(`stop registry: ${err.message}`));
+    failures.push(...await leftovers(client, ns, network));
+    client.close();
+    for (const f of failures) ctx.log(`cleanup: ${f}`);
+  }
+  if (failures.length > 0) throw new Error(`cleanup failed: ${failures.join("; ")}`);
+  return figures;
+}
+
+/**
+ * Sequential GETs on one kept-alive connection each way (Deno's fetch pools per origin), direct
+ * and through the gateway alternately, which one first alternating too.
+ */
+async function latencyFigures(env: Env): Promise<Figure[]> {
+  const n = env.ctx.iterations(2000);
+  const warmup = Math.max(warmupFor(n), 200);
+  const directUrl = `http://${env.ip}:8080/`;
+  const gatewayUrl = `${env.app.url}/function/${FN}.${env.ns}/`;
+  env.ctx.log(`keep-alive GETs × ${n} each, alternating: ${directUrl} and ${gatewayUrl}`);
+  const direct: number[] = [];
+  const gateway: number[] = [];
+  const diff: number[] = [];
+  for (let i = 0; i < warmup + n; i++) {
+    let d: number, g: number;
+    if (i % 2 === 0) {
+      d = await timedGet(directUrl);
+      g = await timedGet(gatewayUrl);
+    } else {
+      g = await timedGet(gatewayUrl);
+      d = await timedGet(directUrl);
+    }
+    if (i < warmup) continue;
+    direct.push(d);
+    gateway.push(g);
+    diff.push(g - d);
+  }
+  const f = env.ctx.facts;
+  const p = (xs: number[], q: number) => percentile(xs, q).toFixed(3);
+  f["keep-alive GET direct p50 / p99 ms"] = `${median(direct).toFixed(3)} / ${p(direct, 99)}`;
+  f["keep-alive GET gateway p50 / p99 ms"] = `${median(gateway).toFixed(3)} / ${p(gateway, 99)}`;
+  f["gateway added p50 ms (median gateway − median direct; target ≤ 0.1)"] =
+    (median(gateway) - median(direct)).toFixed(3);
+  f["gateway added p99 ms (p99 gateway − p99 direct; target ≤ 2)"] =
+    (percentile(gateway, 99) - percentile(direct, 99)).toFixed(3);
+  f["gateway added p99 ms (p99 of paired differences)"] = p(diff, 99);
+  env.ctx.log(
+    `latency: direct ${f["keep-alive GET direct p50 / p99 ms"]}, gateway ${
+      f["keep-alive GET gateway p50 / p99 ms"]
+    }`,
+  );
+  return [
+    { name: DIRECT, unit: "ms", samples: direct },
+    {
+      name: "keep-alive GET through the gateway /function/ (1 connection)",
+      unit: "ms",
+      samples: gateway,
+      baseline: DIRECT,
+    },
+    { name: "gateway added latency (paired: gateway − direct)", unit: "ms", samples: diff },
+  ];
+}
+
+/** wrk at 16 connections, direct and through the gateway alternately, `runs` times each. */
+async function throughputFigures(env: Env): Promise<Figure[]> {
+  const runs = env.ctx.iterations(3);
+  const directUrl = `http://${env.ip}:8080/`;
+  const gatewayUrl = `${env.app.url}/function/${FN}.${env.ns}/`;
+  env.ctx.log(`throughput: ${runs} × ${WRK_SECONDS} s of wrk -c${WRK_CONNECTIONS} each way`);
+  const direct: WrkResult[] = [];
+  const gateway: WrkResult[] = [];
+  // A short untimed run each way first: the appliance's JIT and connection pool warm up.
+  await wrk(directUrl, 1);
+  await wrk(gatewayUrl, 1);
+  for (let i = 0; i < runs; i++) {
+    if (i % 2 === 0) {
+      direct.push(await wrk(directUrl));
+      gateway.push(await wrk(gatewayUrl));
+    } else {
+      gateway.push(await wrk(gatewayUrl));
+      direct.push(await wrk(directUrl));
+    }
+    env.ctx.log(`  run ${i + 1}: direct ${fmtWrk(direct[i])}; gateway ${fmtWrk(gateway[i])}`);
+  }
+  const f = env.ctx.facts;
+  f["throughput direct (runs)"] = direct.map(fmtWrk).join("; ");
+  f["throughput gateway (runs)"] = gateway.map(fmtWrk).join("; ");
+  const gRps = median(gateway.map((r) => r.rps));
+  const dRps = median(direct.map((r) => r.rps));
+  f["throughput gateway median req/s (target ≥ 18,000)"] = gRps.toFixed(0);
+  f["throughput gateway / direct (median req/s; target ≥ 0.15)"] = (gRps / dRps).toFixed(3);
+  return [
+    { name: WRK_DIRECT, unit: "ms", samples: direct.map((r) => 1000 / r.rps) },
+    {
+      name: `${WRK_CONNECTIONS} connections, gateway: ms per request (1000 / req/s)`,
+      unit: "ms",
+      samples: gateway.map((r) => 1000 / r.rps),
+      baseline: WRK_DIRECT,
+    },
+  ];
+}
+
+// ---- helpers ----
+
+async function api(app: Appliance, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${app.url}${path}`, {
+    method,
+    headers: { authorization: app.auth },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/** GETs `url` until it answers 200 "ok" (at most 15 s). */
+async function getOk(url: string): Promise<void> {
+  const deadline = performance.now() + 15_000;
+  for (;;) {
+    const res = await fetch(url);
+    const text = await res.text();
+    if (res.status === 200 && text === KEEPALIVE_BODY) return;
+    if (performance.now() > deadline) {
+      throw new Error(`GET ${url} did not answer 200 within 15 s (last ${res.status}: ${text})`);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function timedGet(url: string): Promise<number> {
+  const t0 = performance.now();
+  const res = await fetch(url);
+  const text = await res.text();
+  const elapsed = performance.now() - t0;
+  if (res.status !== 200 || text !== KEEPALIVE_BODY) {
+    throw new Error(`GET ${url} answered ${res.status}: ${text}`);
+  }
+  return elapsed;
+}
+
+async function replicaIp(app: Appliance, ns: string): Promise<string> {
+  const path = join(app.dataDir, "provider/cni/results", `${ns}.${FN}-1-0.json`);
+  const entry = JSON.parse(await readFile(path, "utf8")) as {
+    result: { ips?: Array<{ address: string }> };
+  };
+  const ip = entry.result.ips?.[0]?.address.split("/")[0];
+  if (!ip) throw new Error(`no IP in ${path}`);
+  return ip;
+}
+
+/** RSS of a process and all its descendants, in kB (our processes; containerd's shims are not). */
+async function treeRssKb(pid: number): Promise<number> {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    const kids = (await output("pgrep", ["-P", String(pids[i])], [0, 1])).trim().split("\n")
+      .filter(Boolean).map(Number);
+    pids.push(...kids);
+  }
+  let total = 0;
+  for (const p of pids) total += await statusKb(p, "VmRSS").catch(() => 0);
+  return total;
+}
+
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+function fmtWrk(r: WrkResult): string {
+  return `${r.rps.toFixed(0)} req/s (p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms)`;
+}
+
+/** One wrk run; throws on socket errors and non-2xx answers. */
+async function wrk(url: string, seconds = WRK_SECONDS): Promise<WrkResult> {
+  const out = await output("wrk", [
+    "-t1",
+    `-c${WRK_CONNECTIONS}`,
+    `-d${seconds}s`,
+    "--latency",
+    url,
+  ]);
+  const rps = Number(out.match(/^Requests\/sec:\s+([\d.]+)/m)?.[1]);
+  if (!Number.isFinite(rps) || rps <= 0) throw new Error(`wrk ${url}: no Requests/sec:\n${out}`);
+  if (/Non-2xx or 3xx responses/.test(out)) throw new Error(`wrk ${url}: non-2xx answers:\n${out}`);
+  if (/Socket errors/.test(out)) throw new Error(`wrk ${url}: socket errors:\n${out}`);
+  return { rps, p50: wrkPercentile(out, "50%"), p99: wrkPercentile(out, "99%") };
+}

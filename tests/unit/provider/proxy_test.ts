@@ -1,0 +1,154 @@
+/**
+ * The function proxy against a real local upstream (Deno.serve on a free port) and a fake
+ * router: the call headers both ways, hop-by-hop headers dropped, bodies streamed, 502 when
+ * the upstream cannot be reached, 504 when it does not answer in time.
+ */
+
+import assert from "node:assert/strict";
+import { BadGatewayError, TimeoutError } from "../../../src/errors.ts";
+import { createProxy } from "../../../src/provider/proxy.ts";
+
+function upstream(handler: (req: Request) => Response | Promise<Response>) {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    handler,
+  );
+  return {
+    port: server.addr.port,
+    close: async () => {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
+
+function router(port: number) {
+  let released = 0;
+  return {
+    released: () => released,
+    route: () => Promise.resolve({ ip: "127.0.0.1", port, release: () => void released++ }),
+  };
+}
+
+Deno.test("proxy: call headers added both ways, hop-by-hop dropped, body streamed", async () => {
+  let seen: Headers | undefined;
+  let body = "";
+  const up = upstream(async (req) => {
+    seen = req.headers;
+    body = await req.text();
+    return new Response("answer", {
+      status: 201,
+      headers: { "x-fn": "1", "x-call-id": "forged", "set-cookie": "a=1" },
+    });
+  });
+  try {
+    const r = router(up.port);
+    const proxy = createProxy(r, { readyTimeoutMs: 1000, upstreamTimeoutMs: 5000 });
+    const req = new Request("http://gw.local/function/f/p?q=1", {
+      method: "POST",
+      body: "payload",
+      headers: {
+        host: "gw.local",
+        "x-call-id": "call-1",
+        "x-forwarded-for": "10.0.0.1",
+        "keep-alive": "timeout=5",
+        "x-user": "u",
+      },
+    });
+    const res = await proxy(req, "f", "ns", "/p?q=1", "10.0.0.2");
+    assert.equal(res.status, 201);
+    assert.equal(await res.text(), "answer");
+    assert.equal(body, "payload");
+    assert.equal(seen?.get("x-call-id"), "call-1");
+    assert.equal(seen?.get("x-user"), "u");
+    assert.equal(seen?.get("x-forwarded-for"), "10.0.0.1, 10.0.0.2");
+    assert.equal(seen?.get("x-forwarded-host"), "gw.local");
+    assert.match(seen?.get("x-start-time") ?? "", /^\d{19}$/);
+    assert.equal(seen?.get("keep-alive"), null);
+    assert.equal(res.headers.get("x-call-id"), "call-1");
+    assert.equal(res.headers.get("x-fn"), "1");
+    assert.equal(res.headers.get("set-cookie"), "a=1");
+    assert.match(res.headers.get("x-duration-seconds") ?? "", /^\d+\.\d{6}$/);
+    assert.equal(r.released(), 1);
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("proxy: a call ID is made when the client sends none", async () => {
+  let seen: string | null = null;
+  const up = upstream((req) => {
+    seen = req.headers.get("x-call-id");
+    return new Response("ok");
+  });
+  try {
+    const proxy = createProxy(router(up.port), { readyTimeoutMs: 1000, upstreamTimeoutMs: 5000 });
+    const res = await proxy(new Request("http://gw.local/function/f/"), "f", "ns", "/");
+    await res.text();
+    assert.match(String(seen), /^[0-9a-f-]{36}$/);
+    assert.equal(res.headers.get("x-call-id"), seen);
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("proxy: 504 when the function sends no headers in time, 502 when unreachable", async () => {
+  let unblock!: () => void;
+  const blocked = new Promise<void>((r) => unblock = r);
+  const up = upstream(async () => {
+    await blocked;
+    return new Response("late");
+  });
+  try {
+    const r = router(up.port);
+    const proxy = createProxy(r, { readyTimeoutMs: 1000, upstreamTimeoutMs: 100 });
+    const t0 = performance.now();
+    await assert.rejects(
+      proxy(new Request("http://gw.local/function/f/"), "f", "ns", "/"),
+      TimeoutError,
+    );
+    const took = performance.now() - t0;
+    assert.ok(took >= 90 && took < 2000, `timed out after ${took} ms`);
+    assert.equal(r.released(), 1);
+  } finally {
+    unblock();
+    await up.close();
+  }
+  // The port is closed now: nothing listens there.
+  const proxy = createProxy(router(up.port), { readyTimeoutMs: 1000, upstreamTimeoutMs: 5000 });
+  await assert.rejects(
+    proxy(new Request("http://gw.local/function/f/"), "f", "ns", "/"),
+    BadGatewayError,
+  );
+});
+
+Deno.test("proxy: a function's own timeout wins, and a shorter one is not held up by longer ones", async () => {
+  const releases: (() => void)[] = [];
+  const up = upstream(() =>
+    new Promise<Response>((r) => releases.push(() => r(new Response("x"))))
+  );
+  try {
+    let timeoutMs: number | undefined;
+    const proxy = createProxy({
+      route: () =>
+        Promise.resolve({ ip: "127.0.0.1", port: up.port, timeoutMs, release: () => {} }),
+    }, { readyTimeoutMs: 1000, upstreamTimeoutMs: 5000 });
+    // A request under the gateway's 5 s first, then one whose function allows 100 ms.
+    const long = proxy(new Request("http://gw.local/function/slow/"), "slow", "ns", "/");
+    long.catch(() => {});
+    timeoutMs = 100;
+    const t0 = performance.now();
+    await assert.rejects(
+      proxy(new Request("http://gw.local/function/quick/"), "quick", "ns", "/"),
+      (err: Error) => err instanceof TimeoutError && /within 0.1s/.test(err.message),
+    );
+    const took = performance.now() - t0;
+    assert.ok(took >= 90 && took < 1500, `the 100 ms timeout fired after ${took} ms`);
+    for (const release of releases) release();
+    assert.equal((await long).status, 200, "the longer request was not cut short");
+  } finally {
+    for (const release of releases) release();
+    await up.close();
+  }
+});
