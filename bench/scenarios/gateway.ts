@@ -4,7 +4,8 @@
  * keeps connections open), so that neither path pays for a new TCP connection per request.
  * Measured in the same run: one connection, sequential GETs, direct to the replica's IP vs
  * through `/function/NAME.NS/` (p50/p99 and the paired difference); `wrk` at 16 connections both
- * ways; the appliance's idle memory. Everything is removed at the end, and checked, as in the
+ * ways; POST /async-function/ → 202 per second against POST /function/; the appliance's idle
+ * memory. Everything is removed at the end, and checked, as in the
  * provider scenario.
  */
 
@@ -131,10 +132,7 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
     await settle();
     ctx.facts["appliance RSS after the load MB (all its processes)"] = mb(await treeRssKb(pid));
     ctx.facts["appliance VmHWM (peak RSS) MB"] = mb(await statusKb(pid, "VmHWM"));
-    // TODO(async accept rate): once the async queue (/async-function/, issue #5) is merged,
-    // measure POST /async-function/NAME → 202 per second with the journal fsync-durable
-    // (target ≥ 1,000 requests/s) here, with its own baseline.
-    ctx.facts["async accept rate"] = "not measured: TODO once the async queue is merged";
+    figures.push(...await asyncAcceptFigures(env));
     ctx.facts["load average at end (1, 5, 15 min)"] = loadavg();
     checkUndisturbed(app.log(), ns);
   } catch (err) {
@@ -268,6 +266,64 @@ async function throughputFigures(env: Env): Promise<Figure[]> {
   ];
 }
 
+/**
+ * POST /async-function/ → 202 at 16 connections (each 202 only after the journal's fdatasync),
+ * against POST /function/ (a synchronous invocation) in the same run as the baseline. The worker
+ * drains what was accepted before the next run.
+ */
+async function asyncAcceptFigures(env: Env): Promise<Figure[]> {
+  const runs = env.ctx.iterations(3);
+  const script = await Deno.makeTempFile({ suffix: ".lua" });
+  await Deno.writeTextFile(script, 'wrk.method = "POST"\nwrk.body = "payload"\n');
+  const asyncUrl = `${env.app.url}/async-function/${FN}.${env.ns}/`;
+  const syncUrl = `${env.app.url}/function/${FN}.${env.ns}/`;
+  const accepted: WrkResult[] = [];
+  const sync: WrkResult[] = [];
+  try {
+    env.ctx.log(`async accept: ${runs} × ${WRK_SECONDS} s of wrk -c${WRK_CONNECTIONS} POST`);
+    for (let i = 0; i < runs; i++) {
+      sync.push(await wrk(syncUrl, WRK_SECONDS, script));
+      accepted.push(await wrk(asyncUrl, WRK_SECONDS, script));
+      const secs = await drained(env.app);
+      env.ctx.log(
+        `  run ${i + 1}: sync ${fmtWrk(sync[i])}; async accept ${fmtWrk(accepted[i])}; ` +
+          `drained in ${secs.toFixed(1)} s`,
+      );
+    }
+  } finally {
+    await Deno.remove(script).catch(() => {});
+  }
+  const f = env.ctx.facts;
+  f["async accept (runs)"] = accepted.map(fmtWrk).join("; ");
+  f["async accept median req/s (target ≥ 1,000, fsync-durable)"] = median(
+    accepted.map((r) => r.rps),
+  ).toFixed(0);
+  const SYNC = `${WRK_CONNECTIONS} connections, POST /function/: ms per request`;
+  return [
+    { name: SYNC, unit: "ms", samples: sync.map((r) => 1000 / r.rps) },
+    {
+      name: `${WRK_CONNECTIONS} connections, POST /async-function/ → 202: ms per request`,
+      unit: "ms",
+      samples: accepted.map((r) => 1000 / r.rps),
+      baseline: SYNC,
+    },
+  ];
+}
+
+/** Waits until the async queue is empty (faasd_queue_depth 0); the seconds it took. */
+async function drained(app: Appliance): Promise<number> {
+  const t0 = performance.now();
+  for (;;) {
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    const depth = Number(text.match(/^faasd_queue_depth (\S+)$/m)?.[1] ?? NaN);
+    if (depth === 0) return (performance.now() - t0) / 1000;
+    if (performance.now() - t0 > 120_000) {
+      throw new Error(`the async queue did not drain: ${depth}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 // ---- helpers ----
 
 async function api(app: Appliance, method: string, path: string, body?: unknown) {
@@ -337,13 +393,14 @@ function fmtWrk(r: WrkResult): string {
   return `${r.rps.toFixed(0)} req/s (p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms)`;
 }
 
-/** One wrk run; throws on socket errors and non-2xx answers. */
-async function wrk(url: string, seconds = WRK_SECONDS): Promise<WrkResult> {
+/** One wrk run (with a Lua `script` for POSTs); throws on socket errors and non-2xx answers. */
+async function wrk(url: string, seconds = WRK_SECONDS, script?: string): Promise<WrkResult> {
   const out = await output("wrk", [
     "-t1",
     `-c${WRK_CONNECTIONS}`,
     `-d${seconds}s`,
     "--latency",
+    ...(script ? ["-s", script] : []),
     url,
   ]);
   const rps = Number(out.match(/^Requests\/sec:\s+([\d.]+)/m)?.[1]);
