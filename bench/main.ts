@@ -12,10 +12,17 @@ import { containerdScenario } from "./scenarios/containerd.ts";
 import { imagesScenario } from "./scenarios/images.ts";
 import { gatewayScenario } from "./scenarios/gateway.ts";
 import { providerScenario } from "./scenarios/provider.ts";
+import { queueJetStreamScenario } from "./scenarios/queue_jetstream.ts";
 
 /** Every scenario, in the order they run by default. */
 export function scenarios(): Scenario[] {
-  return [containerdScenario(), imagesScenario(), providerScenario(), gatewayScenario()];
+  return [
+    containerdScenario(),
+    imagesScenario(),
+    providerScenario(),
+    gatewayScenario(),
+    queueJetStreamScenario(),
+  ];
 }
 
 const DEFAULT_SOCKET = "/run/containerd/containerd.sock";

@@ -10,7 +10,6 @@ import { InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { startProvider } from "../provider/provider.ts";
 import { createIntake } from "../queue/intake.ts";
-import { createJetStreamQueue } from "../queue/jetstream.ts";
 import { createJournalQueue } from "../queue/journal.ts";
 import type { QueueBackend } from "../queue/types.ts";
 import { startWorker } from "../queue/worker.ts";
@@ -98,6 +97,8 @@ async function compose(opts: GatewayOptions, closers: Closer[]) {
     if (config.queue === "file") {
       queue = await createJournalQueue({ dir: join(config.dataDir, "queue"), log });
     } else {
+      // Loaded only when asked for: the NATS client is a large module most appliances never use.
+      const { createJetStreamQueue } = await import("../queue/jetstream.ts");
       queue = await createJetStreamQueue({ url: config.queue, log });
     }
     const lookup = async (name: string, namespace: string) => {
