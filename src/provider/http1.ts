@@ -125,7 +125,9 @@ export class Http1Client {
         else close(conn);
       };
       if (method === "HEAD" || status === 204 || status === 304 || length === 0) {
-        done(true);
+        // Not after HEAD: some servers (busybox httpd's CGI) send a body anyway, and bytes that
+        // arrive later would be read as the next request's answer.
+        done(method !== "HEAD");
         return { status, statusText, headers, body: null };
       }
       if (chunked) {

@@ -139,3 +139,47 @@ Deno.test("http1: an interim 1xx answer is skipped; a malformed answer is a BadG
     await bad.close();
   }
 });
+
+Deno.test("http1: a connection is not reused after HEAD (a body sent anyway is never read as the next answer)", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const enc = new TextEncoder();
+  let connections = 0;
+  const served = (async () => {
+    for await (const conn of listener) {
+      connections++;
+      (async () => {
+        const buf = new Uint8Array(4096);
+        while (true) {
+          const n = await conn.read(buf).catch(() => null);
+          if (n === null) break;
+          const head = new TextDecoder().decode(buf.subarray(0, n));
+          if (head.startsWith("HEAD")) {
+            // As busybox's CGI does: the head, and a moment later a body HEAD must not have.
+            await conn.write(enc.encode("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"));
+            await new Promise((r) => setTimeout(r, 20));
+            await conn.write(enc.encode("bogus")).catch(() => {});
+          } else {
+            await conn.write(enc.encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+          }
+        }
+        conn.close();
+      })();
+    }
+  })().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  const client = new Http1Client();
+  try {
+    const signal = new AbortController().signal;
+    const head = await client.request("127.0.0.1", port, "HEAD", "/", [], signal);
+    assert.equal(head.status, 200);
+    assert.equal(head.body, null);
+    await new Promise((r) => setTimeout(r, 50)); // the bogus body has arrived by now
+    const get = await client.request("127.0.0.1", port, "GET", "/", [], signal);
+    assert.equal(await text(get.body), "ok");
+    assert.equal(connections, 2);
+  } finally {
+    client.forget("127.0.0.1", port);
+    listener.close();
+    await served;
+  }
+});
