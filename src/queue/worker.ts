@@ -112,6 +112,8 @@ export function startWorker(opts: WorkerOptions) {
     const headers = new Headers(r.headers);
     headers.set("x-call-id", r.id);
     const hasBody = r.method !== "GET" && r.method !== "HEAD";
+    // A known length goes along, so the function gets the body as sent, never re-chunked.
+    if (hasBody) headers.set("content-length", String(r.body.length));
     const req = new Request(`http://queue.invalid${r.pathAndQuery}`, {
       method: r.method,
       headers,
