@@ -53,3 +53,18 @@ async function findInLayers(dirs: string[], path: string): Promise<string | unde
   }
   return undefined;
 }
+
+/**
+ * The user database a container needs when its USER is a name (OpenFaaS templates use "app"):
+ * the image's /etc/passwd and /etc/group; nothing for a numeric or empty user.
+ */
+export async function userDatabase(
+  deps: { snapshots: Pick<Snapshots, "view" | "remove">; leases: Pick<Leases, "with"> },
+  namespace: string,
+  chainId: string,
+  user: string,
+): Promise<{ etcPasswd?: string; etcGroup?: string }> {
+  if (!user || /^\d+(:\d+)?$/.test(user)) return {};
+  const files = await readImageFiles(deps, namespace, chainId, ["/etc/passwd", "/etc/group"]);
+  return { etcPasswd: files["/etc/passwd"], etcGroup: files["/etc/group"] };
+}

@@ -20,7 +20,7 @@ import { parsePullPolicy, PULL_POLICY_LABEL } from "../images/service.ts";
 import type { Logger } from "../log.ts";
 import { containerId, encodeRecord, toFunctionStatus } from "./function_record.ts";
 import { discoverFunctions, OWNER_LABEL } from "./discover.ts";
-import { readImageFiles } from "./image_files.ts";
+import { userDatabase } from "./image_files.ts";
 import { graceMs, scaleBounds, upstreamTimeoutMs } from "./scale_labels.ts";
 import { followTaskExits } from "./task_exits.ts";
 import { waitReady } from "./readiness.ts";
@@ -410,19 +410,11 @@ export class FunctionManager {
     // ensure() has read the image config already.
     const config = img.runConfig as ImageProcessConfig;
     // A USER given by name (OpenFaaS templates use "app") needs the image's passwd and group.
-    let files: Record<string, string | undefined> = {};
-    if (config.User && !/^\d+(:\d+)?$/.test(config.User)) {
-      files = await readImageFiles(this.#deps.containerd, namespace, img.chainId, [
-        "/etc/passwd",
-        "/etc/group",
-      ]);
-    }
     return {
       name: img.name,
       chainId: img.chainId,
       config,
-      etcPasswd: files["/etc/passwd"],
-      etcGroup: files["/etc/group"],
+      ...await userDatabase(this.#deps.containerd, namespace, img.chainId, config.User ?? ""),
     };
   }
 

@@ -15,7 +15,7 @@ import { mkdir, readFile, stat } from "node:fs/promises";
 import type { Containerd } from "../containerd/client.ts";
 import { CancelledError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { readImageFiles } from "../provider/image_files.ts";
+import { userDatabase } from "../provider/image_files.ts";
 import type { PullPolicy } from "../images/service.ts";
 import {
   createReplicaContainer,
@@ -291,19 +291,11 @@ export class Supervisor {
     });
     const config = img.runConfig as ImageProcessConfig;
     const user = spec.user ?? config.User ?? "";
-    let files: Record<string, string | undefined> = {};
-    if (user && !/^\d+(:\d+)?$/.test(user)) {
-      files = await readImageFiles(this.#deps.containerd, ns, img.chainId, [
-        "/etc/passwd",
-        "/etc/group",
-      ]);
-    }
     return {
       name: img.name,
       chainId: img.chainId,
       config,
-      etcPasswd: files["/etc/passwd"],
-      etcGroup: files["/etc/group"],
+      ...await userDatabase(this.#deps.containerd, ns, img.chainId, user),
     };
   }
 
