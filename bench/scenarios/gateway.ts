@@ -13,15 +13,12 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
-import { FailedPreconditionError, NotFoundError } from "../../src/errors.ts";
 import {
   type Appliance,
-  removeTestNetwork,
   startAppliance,
   type TestNetwork,
 } from "../../tests/fixtures/appliance.ts";
 import { KEEPALIVE_BODY, keepAliveImage } from "../../tests/fixtures/keepalive_image.ts";
-import { purgeNamespace } from "../../tests/fixtures/namespace.ts";
 import { type Registry, startRegistry } from "../../tests/fixtures/registry.ts";
 import { pushImage } from "../../tests/fixtures/registry_push.ts";
 import {
@@ -35,7 +32,7 @@ import {
   APPLIANCE_V8_FLAGS,
   appliancePid,
   checkUndisturbed,
-  leftovers,
+  cleanUpBench,
   loadavg,
   mb,
   noteForeignFunctions,
@@ -152,22 +149,9 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
       });
       if (code !== 0) failures.push(`the appliance exited with code ${code}`);
     }
-    failures.push(...(await purgeNamespace(client, ns)).map((f) => `${ns}: ${f}`));
-    if (!hadDefault) {
-      await client.namespaces.delete(DEFAULT_NS).catch((err) => {
-        if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) {
-          failures.push(`delete namespace ${DEFAULT_NS}: ${err.message}`);
-        }
-      });
-    }
-    if (network && dataDir) {
-      await removeTestNetwork(network, dataDir).catch((err) =>
-        failures.push(`remove test network: ${err.message}`)
-      );
-    }
-    await registry?.stop().catch((err) => failures.push(`stop registry: ${err.message}`));
-    failures.push(...await leftovers(client, ns, network));
-    client.close();
+    failures.push(
+      ...await cleanUpBench({ client, ns, hadDefault, network, dataDir, registry }),
+    );
     for (const f of failures) ctx.log(`cleanup: ${f}`);
   }
   if (failures.length > 0) throw new Error(`cleanup failed: ${failures.join("; ")}`);

@@ -153,26 +153,46 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
       });
       if (code !== 0) failures.push(`the appliance exited with code ${code}`);
     }
-    failures.push(...(await purgeNamespace(client, ns)).map((f) => `${ns}: ${f}`));
-    if (!hadDefault) {
-      await client.namespaces.delete(DEFAULT_NS).catch((err) => {
-        if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) {
-          failures.push(`delete namespace ${DEFAULT_NS}: ${err.message}`);
-        }
-      });
-    }
-    if (network && dataDir) {
-      await removeTestNetwork(network, dataDir).catch((err) =>
-        failures.push(`remove test network: ${err.message}`)
-      );
-    }
-    await registry?.stop().catch((err) => failures.push(`stop registry: ${err.message}`));
-    failures.push(...await leftovers(client, ns, network));
-    client.close();
+    failures.push(
+      ...await cleanUpBench({ client, ns, hadDefault, network, dataDir, registry }),
+    );
     for (const f of failures) ctx.log(`cleanup: ${f}`);
   }
   if (failures.length > 0) throw new Error(`cleanup failed: ${failures.join("; ")}`);
   return figures;
+}
+
+/**
+ * What every appliance scenario removes once its appliance has stopped: the namespace, the
+ * default namespace when the scenario made it, the test network, the registry; then what is
+ * still left over is reported too. Closes the client. Returns the failures.
+ */
+export async function cleanUpBench(r: {
+  client: Containerd;
+  ns: string;
+  hadDefault: boolean;
+  network?: TestNetwork;
+  dataDir?: string;
+  registry?: Registry;
+}): Promise<string[]> {
+  const { client, ns, network } = r;
+  const failures = (await purgeNamespace(client, ns)).map((f) => `${ns}: ${f}`);
+  if (!r.hadDefault) {
+    await client.namespaces.delete(DEFAULT_NS).catch((err) => {
+      if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) {
+        failures.push(`delete namespace ${DEFAULT_NS}: ${err.message}`);
+      }
+    });
+  }
+  if (network && r.dataDir) {
+    await removeTestNetwork(network, r.dataDir).catch((err) =>
+      failures.push(`remove test network: ${err.message}`)
+    );
+  }
+  await r.registry?.stop().catch((err) => failures.push(`stop registry: ${err.message}`));
+  failures.push(...await leftovers(client, ns, network));
+  client.close();
+  return failures;
 }
 
 // ---- figures ----
