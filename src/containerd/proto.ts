@@ -3,14 +3,22 @@
  * never reads a .proto file at run time. Nothing outside src/containerd/ sees protobuf types.
  */
 
+import { Buffer } from "node:buffer";
 import protobuf from "protobufjs";
-import { fromJSON, type PackageDefinition } from "@grpc/proto-loader";
 import { PROTO_FILES } from "./proto_text.ts";
 
-/** The parsed schema: protobufjs types for decoding `Any` values, and gRPC method definitions. */
+/** What grpc-js needs to call one method: its path and how to encode and decode messages. */
+export interface MethodDefinition {
+  path: string;
+  requestSerialize(value: object): Buffer;
+  responseDeserialize(bytes: Buffer): unknown;
+}
+
+/** The parsed schema: protobufjs types for decoding `Any` values, and gRPC methods. */
 export interface ProtoApi {
   readonly root: protobuf.Root;
-  readonly definitions: PackageDefinition;
+  /** The method `name` of `service` (fully qualified); undefined when our subset lacks it. */
+  method(service: string, name: string): MethodDefinition | undefined;
 }
 
 // How messages become JS objects: int64 as decimal strings (sizes can exceed 2^53 in theory),
@@ -48,7 +56,34 @@ export function loadProtoApi(files: Readonly<Record<string, string>> = PROTO_FIL
     }
   }
   root.resolveAll();
-  return { root, definitions: fromJSON(root.toJSON(), CONVERSION) };
+  // Built on first use from the one protobufjs root: a generic loader (proto-loader) would copy
+  // the schema into a second root and build descriptors we never use (about 10 MB of memory).
+  const methods = new Map<string, MethodDefinition | undefined>();
+  const method = (service: string, name: string) => {
+    const key = `${service}/${name}`;
+    if (!methods.has(key)) methods.set(key, buildMethod(root, service, name));
+    return methods.get(key);
+  };
+  return { root, method };
+}
+
+function buildMethod(
+  root: protobuf.Root,
+  service: string,
+  name: string,
+): MethodDefinition | undefined {
+  const svc = root.lookup(service);
+  if (!(svc instanceof protobuf.Service)) return undefined;
+  const m = svc.methods[name];
+  if (!m) return undefined;
+  m.resolve();
+  const request = m.resolvedRequestType!;
+  const response = m.resolvedResponseType!;
+  return {
+    path: `/${service}/${name}`,
+    requestSerialize: (value) => Buffer.from(request.encode(request.fromObject(value)).finish()),
+    responseDeserialize: (bytes) => response.toObject(response.decode(bytes), CONVERSION),
+  };
 }
 
 /** A decoded `google.protobuf.Any`: its type name and the message as a plain object. */

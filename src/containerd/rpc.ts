@@ -4,9 +4,8 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
-import type { MethodDefinition } from "@grpc/proto-loader";
 import { type CallContext, fromGrpc } from "./errors.ts";
-import type { ProtoApi } from "./proto.ts";
+import type { MethodDefinition, ProtoApi } from "./proto.ts";
 
 /** Per-call options. The containerd namespace is always explicit; there is no default. */
 export interface CallOptions {
@@ -137,10 +136,9 @@ export class GrpcRpc implements Rpc {
     this.#client.close();
   }
 
-  #method(service: string, method: string): MethodDefinition<object, unknown> {
-    const svc = this.#api.definitions[service] as Record<string, MethodDefinition<object, unknown>>;
-    const def = svc?.[method];
-    if (!def?.path) throw new Error(`containerd API subset has no ${service}/${method}`);
+  #method(service: string, method: string): MethodDefinition {
+    const def = this.#api.method(service, method);
+    if (!def) throw new Error(`containerd API subset has no ${service}/${method}`);
     return def;
   }
 
