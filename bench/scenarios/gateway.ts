@@ -125,6 +125,7 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
       await treeRssKb(pid),
     );
     figures.push(...await latencyFigures(env));
+    figures.push(...await bareProxyFigures(env));
     figures.push(...await throughputFigures(env));
     await settle();
     ctx.facts["appliance RSS after the load MB (all its processes)"] = mb(await treeRssKb(pid));
@@ -209,6 +210,66 @@ async function latencyFigures(env: Env): Promise<Figure[]> {
     },
     { name: "gateway added latency (paired: gateway − direct)", unit: "ms", samples: diff },
   ];
+}
+
+/**
+ * The same sequential GETs through a bare Deno proxy (Deno.serve → fetch → Response, nothing
+ * else) in a process of its own, against direct in the same run: how much any Deno proxy adds on
+ * this machine, the floor the gateway's added latency is compared with.
+ */
+async function bareProxyFigures(env: Env): Promise<Figure[]> {
+  const n = env.ctx.iterations(2000);
+  const warmup = Math.max(warmupFor(n), 200);
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(
+    script,
+    `const upstream = Deno.args[0];
+Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log(port) }, async (req) => {
+  const u = new URL(req.url);
+  const res = await fetch(upstream + u.pathname + u.search, { method: req.method, headers: req.headers });
+  return new Response(res.body, { status: res.status, headers: res.headers });
+});
+`,
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `--v8-flags=${APPLIANCE_V8_FLAGS}`, script, `http://${env.ip}:8080`],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const { value } = await reader.read();
+    reader.releaseLock();
+    const bareUrl = `http://127.0.0.1:${Number(value?.trim())}/`;
+    const directUrl = `http://${env.ip}:8080/`;
+    env.ctx.log(`bare Deno proxy ${bareUrl}: keep-alive GETs × ${n} each, alternating with direct`);
+    const diff: number[] = [];
+    const bare: number[] = [];
+    for (let i = 0; i < warmup + n; i++) {
+      const d = await timedGet(directUrl);
+      const b = await timedGet(bareUrl);
+      if (i < warmup) continue;
+      bare.push(b);
+      diff.push(b - d);
+    }
+    env.ctx.facts["bare Deno proxy added p50 ms (paired; the floor for the gateway)"] = median(
+      diff,
+    ).toFixed(3);
+    return [
+      {
+        name: "keep-alive GET through a bare Deno proxy (1 connection)",
+        unit: "ms",
+        samples: bare,
+        baseline: DIRECT,
+      },
+      { name: "bare Deno proxy added latency (paired: proxy − direct)", unit: "ms", samples: diff },
+    ];
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await Deno.remove(script).catch(() => {});
+  }
 }
 
 /** wrk at 16 connections, direct and through the gateway alternately, `runs` times each. */
