@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
-import { removeTestNetwork, startAppliance } from "../fixtures/appliance.ts";
+import { removeTestNetwork, startAppliance, testNetwork } from "../fixtures/appliance.ts";
 
 Deno.test("faasd up serves health and auth-protected system info, and stops on SIGTERM", async () => {
   const app = await startAppliance();
@@ -112,5 +112,52 @@ Deno.test("stalled and slow clients do not hold up others", async () => {
     for (const conn of stalled) conn.close();
     await app.stop().catch(() => {});
     await removeTestNetwork(app.network, app.dataDir);
+  }
+});
+
+Deno.test("faasd provider serves the provider API alone, with auth, and stops on SIGTERM", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "faasd-provider-" });
+  const network = testNetwork();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...["run", "-A", "main.ts", "provider", "--data-dir", dataDir, "--provider-port", "0"],
+      ...["--bridge", network.bridge, "--subnet", network.subnet],
+    ],
+    cwd: new URL("../../", import.meta.url),
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let log = "";
+  try {
+    let port = 0;
+    while (!port) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`faasd provider exited early:\n${log}`);
+      log += value;
+      port = Number(log.match(/faasd-ts is up on port (\d+)/)?.[1] ?? 0);
+    }
+    assert.match(log, /"msg":"provider listening"/);
+    const password = (await readFile(join(dataDir, "secrets/basic-auth-password"), "utf8")).trim();
+    const url = `http://127.0.0.1:${port}`;
+    const denied = await fetch(`${url}/system/functions`);
+    assert.equal(denied.status, 401);
+    await denied.body?.cancel();
+    const info = await fetch(`${url}/system/info`, {
+      headers: { authorization: `Basic ${btoa(`admin:${password}`)}` },
+    });
+    assert.equal((await info.json()).provider.provider, "faasd-ts");
+    // The gateway's routes are not on the provider port.
+    const metrics = await fetch(`${url}/metrics`);
+    assert.equal(metrics.status, 404);
+    await metrics.body?.cancel();
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0, log);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await reader.cancel().catch(() => {});
+    await removeTestNetwork(network, dataDir);
   }
 });
