@@ -2,7 +2,9 @@
 # Prepares a Debian 12 host for faasd-ts from source and runs it or its tests.
 #
 #   bash scripts/dev.sh up [faasd up options]   install what is missing, start containerd, run `faasd up`
-#   bash scripts/dev.sh test [deno test args]   the same preparation, then the whole test suite
+#   bash scripts/dev.sh test [files...]         the same preparation, then the whole test suite
+#                                               (unit tests, then each e2e file in its own process),
+#                                               or only the given test files
 #   bash scripts/dev.sh prepare                 only the preparation
 #
 # Idempotent: packages already installed are not reinstalled, a running containerd is reused.
@@ -81,6 +83,23 @@ install_node_modules() {
   [ -x node_modules/deno/deno ] || node node_modules/deno/bin.cjs --version >/dev/null
 }
 
+# The whole suite: the unit tests in one process, then each end-to-end file in a process of its
+# own, so that nothing one file leaves behind in the runtime (timers, sockets, child processes,
+# file descriptors) can reach another. Every file runs even after a failure; the exit code says
+# whether all passed.
+run_suite() {
+  local failed=()
+  node_modules/deno/deno test --allow-all tests/unit/ || failed+=(tests/unit/)
+  for f in tests/e2e/*_test.ts; do
+    node_modules/deno/deno test --allow-all "$f" || failed+=("$f")
+  done
+  if [ "${#failed[@]}" -gt 0 ]; then
+    say "FAILED: ${failed[*]}"
+    return 1
+  fi
+  say "every test file passed"
+}
+
 prepare() {
   require_root "$@"
   install_packages
@@ -97,13 +116,14 @@ case "$cmd" in
     ;;
   test)
     prepare test
-    exec node_modules/deno/deno task -q test "$@"
+    if [ $# -gt 0 ]; then exec node_modules/deno/deno test --allow-all "$@"; fi
+    run_suite
     ;;
   prepare)
     prepare prepare
     ;;
   *)
-    echo "usage: bash scripts/dev.sh (up [faasd up options] | test [deno test args] | prepare)" >&2
+    echo "usage: bash scripts/dev.sh (up [faasd up options] | test [test files] | prepare)" >&2
     exit 2
     ;;
 esac
