@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Containerd } from "../../src/containerd/client.ts";
+import { NotFoundError } from "../../src/errors.ts";
 import { api, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
@@ -90,8 +91,12 @@ Deno.test("recovery: functions survive a containerd restart and crashes after it
       return true;
     });
     await until("the crashed replica to be restarted", async () => {
-      const t = await client.tasks.get(ns, tasks[0].id);
-      return t.status === "RUNNING" && t.pid !== tasks[0].pid;
+      // Between the old task's deletion and the new one's creation there is no task at all.
+      const t = await client.tasks.get(ns, tasks[0].id).catch((err) => {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      });
+      return t?.status === "RUNNING" && t.pid !== tasks[0].pid;
     });
     const scaled = await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, {
       replicas: 3,
