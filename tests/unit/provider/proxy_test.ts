@@ -152,3 +152,26 @@ Deno.test("proxy: a function's own timeout wins, and a shorter one is not held u
     await up.close();
   }
 });
+
+Deno.test("proxy: an upload that stalls ends in 504 at the upstream timeout", async () => {
+  const up = upstream(async (req) => new Response(await req.text()));
+  let stall!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      stall = c;
+      c.enqueue(new TextEncoder().encode("first bytes, then nothing"));
+    },
+  });
+  try {
+    const proxy = createProxy(router(up.port), { readyTimeoutMs: 1000, upstreamTimeoutMs: 150 });
+    const req = new Request("http://gw.local/function/f/", {
+      method: "POST",
+      body,
+      duplex: "half",
+    } as RequestInit);
+    await assert.rejects(proxy(req, "f", "ns", "/"), TimeoutError);
+  } finally {
+    stall.close();
+    await up.close();
+  }
+});
