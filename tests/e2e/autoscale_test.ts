@@ -135,8 +135,14 @@ Deno.test("autoscale: replicas follow a bounded load up and back down; an idle s
           return (await status(app, "sleepy", ns)).replicas === 0;
         });
         assert.ok(Date.now() - usedAt >= 1500, "not before zero-duration without a request");
-        const [task] = (await client.tasks.list(ns)).filter((x) => x.id.startsWith("sleepy"));
-        assert.equal(task?.status, "PAUSED", "the idle copy is paused");
+        // The replica count drops first; the freezer takes a moment (PAUSING) to stop the task.
+        await until("the idle copy to be paused", async () => {
+          const [task] = (await client.tasks.list(ns)).filter((x) => x.id.startsWith("sleepy"));
+          if (task && task.status !== "PAUSING" && task.status !== "PAUSED") {
+            throw new Error(`the idle copy is ${task.status}, not paused`);
+          }
+          return task?.status === "PAUSED";
+        });
 
         const woken = await fetch(`${app.url}/function/sleepy.${ns}/cgi-bin/version`);
         assert.equal(woken.status, 200);
