@@ -112,37 +112,59 @@ export class LogCollector {
     await rm(dir, { recursive: true, force: true });
   }
 
-  /** The records matching a query; with `follow`, new ones as they arrive until aborted. */
-  async *query(q: LogQuery): AsyncGenerator<LogRecord> {
-    const queue: LogRecord[] = [];
-    let wake: (() => void) | undefined;
+  /**
+   * The records matching a query; with `follow`, new ones as they arrive until aborted. Resolves
+   * once the stored records are read and, with `follow`, the query listens: a line collected
+   * after that is streamed, one collected before is history (dropped by `tail: 0`). Callers send
+   * their response headers only then, so a client that writes a line right after it sees them
+   * never misses that line.
+   */
+  async query(q: LogQuery): Promise<AsyncGenerator<LogRecord>> {
+    const state: { queue: LogRecord[]; wake?: () => void } = { queue: [] };
     const listener = (r: LogRecord) => {
       if (!matches(r, q)) return;
-      queue.push(r);
-      wake?.();
+      state.queue.push(r);
+      state.wake?.();
     };
     const records = await this.#exclusive(async () => {
       await this.#collectAll();
       const found = await this.#read(q);
-      if (q.follow) this.#listeners.add(listener);
+      if (q.follow && !q.signal?.aborted) this.#listeners.add(listener);
       return found;
     });
-    const onAbort = () => wake?.();
-    q.signal?.addEventListener("abort", onAbort);
-    try {
-      const last = q.tail !== undefined && q.tail >= 0
-        ? (q.tail === 0 ? [] : records.slice(-q.tail))
-        : records;
-      for (const r of last) yield r;
-      if (!q.follow) return;
-      while (!q.signal?.aborted) {
-        while (queue.length > 0) yield queue.shift()!;
-        await new Promise<void>((r) => wake = r);
-        wake = undefined;
-      }
-    } finally {
+    // Also when the generator is never read (the client left first).
+    const onAbort = () => {
+      this.#listeners.delete(listener);
+      state.wake?.();
+    };
+    q.signal?.addEventListener("abort", onAbort, { once: true });
+    const last = q.tail !== undefined && q.tail >= 0
+      ? (q.tail === 0 ? [] : records.slice(-q.tail))
+      : records;
+    return this.#emit(q, last, state, () => {
       this.#listeners.delete(listener);
       q.signal?.removeEventListener("abort", onAbort);
+    });
+  }
+
+  async *#emit(
+    q: LogQuery,
+    history: LogRecord[],
+    state: { queue: LogRecord[]; wake?: () => void },
+    done: () => void,
+  ): AsyncGenerator<LogRecord> {
+    try {
+      for (const r of history) yield r;
+      if (!q.follow) return;
+      for (;;) {
+        while (state.queue.length > 0) yield state.queue.shift()!;
+        // Checked after every yield too: the abort may have come while the reader held a line.
+        if (q.signal?.aborted) return;
+        await new Promise<void>((r) => state.wake = r);
+        state.wake = undefined;
+      }
+    } finally {
+      done();
     }
   }
 

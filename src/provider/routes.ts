@@ -34,7 +34,8 @@ export interface Functions {
 
 /** What the routes need for logs. */
 export interface LogSource {
-  query(q: LogQuery): AsyncGenerator<LogRecord>;
+  /** Resolves once stored records are read and, with `follow`, new ones are listened for. */
+  query(q: LogQuery): Promise<AsyncGenerator<LogRecord>>;
 }
 
 /** What the routes need for namespaces. */
@@ -203,7 +204,8 @@ async function logs(deps: ProviderRouteDeps, req: Request, q: URLSearchParams): 
   // 404 for a function that does not exist, before the stream starts.
   await deps.functions.get(name, namespace, { usage: false });
   const follow = q.get("follow") === "true" || q.get("follow") === "1";
-  const records = deps.logs.query({
+  // Awaited before the headers go out: the reader listens from then on (see LogCollector.query).
+  const records = await deps.logs.query({
     name,
     namespace,
     instance: q.get("instance") || undefined,

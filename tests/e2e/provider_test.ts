@@ -143,7 +143,8 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
         `${app.url}/system/logs?name=hello&namespace=${ns}&tail=0&follow=true`,
         {
           headers: { authorization: app.auth },
-          signal: abort.signal,
+          // Bounded: a line that never arrives fails the step instead of hanging the suite.
+          signal: AbortSignal.any([abort.signal, AbortSignal.timeout(20_000)]),
         },
       );
       const followed = `f-${randomBytes(4).toString("hex")}`;

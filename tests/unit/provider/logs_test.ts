@@ -25,7 +25,7 @@ async function follow(c: LogCollector, want: number, ms: number): Promise<LogRec
   const seen: LogRecord[] = [];
   try {
     for await (
-      const r of c.query({ name: "fn1", namespace: "ns1", follow: true, signal: stop.signal })
+      const r of await c.query({ name: "fn1", namespace: "ns1", follow: true, signal: stop.signal })
     ) {
       seen.push(r);
       if (seen.length >= want) break;
@@ -69,8 +69,30 @@ Deno.test("tail=0 without follow ends at once with nothing", () =>
   withCollector(async (c, raw) => {
     await appendFile(raw, "old\n");
     const out: LogRecord[] = [];
-    for await (const r of c.query({ name: "fn1", namespace: "ns1", tail: 0, follow: false })) {
+    for await (
+      const r of await c.query({ name: "fn1", namespace: "ns1", tail: 0, follow: false })
+    ) {
       out.push(r);
     }
     assert.deepEqual(out, []);
+  }));
+
+Deno.test("with tail=0, a line collected once the follow query has resolved is streamed", () =>
+  withCollector(async (c, raw) => {
+    await appendFile(raw, "history\n");
+    const stop = new AbortController();
+    // Not read yet: as an HTTP response whose headers are out but whose body is not pulled.
+    const records = await c.query({
+      name: "fn1",
+      namespace: "ns1",
+      tail: 0,
+      follow: true,
+      signal: stop.signal,
+    });
+    await appendFile(raw, "after\n");
+    await c.collect();
+    const first = await records.next();
+    assert.equal((first.value as LogRecord).text, "after");
+    stop.abort();
+    assert.equal((await records.next()).done, true);
   }));

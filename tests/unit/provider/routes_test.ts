@@ -68,24 +68,27 @@ async function withHandler(
       },
       secrets: new SecretStore(dir),
       logs: {
-        async *query(q) {
-          const all = [
-            {
-              name: q.name,
-              namespace: q.namespace,
-              instance: "a",
-              timestamp: "2026-01-01T00:00:00.000Z",
-              text: "one",
-            },
-            {
-              name: q.name,
-              namespace: q.namespace,
-              instance: "b",
-              timestamp: "2026-01-01T00:00:01.000Z",
-              text: "two",
-            },
-          ];
-          for (const r of q.tail ? all.slice(-q.tail) : all) yield await Promise.resolve(r);
+        query(q) {
+          // Resolved at once: a fake has nothing to read before it listens.
+          return Promise.resolve((async function* () {
+            const all = [
+              {
+                name: q.name,
+                namespace: q.namespace,
+                instance: "a",
+                timestamp: "2026-01-01T00:00:00.000Z",
+                text: "one",
+              },
+              {
+                name: q.name,
+                namespace: q.namespace,
+                instance: "b",
+                timestamp: "2026-01-01T00:00:01.000Z",
+                text: "two",
+              },
+            ];
+            for (const r of q.tail ? all.slice(-q.tail) : all) yield await Promise.resolve(r);
+          })());
         },
       },
       info: { release: "1.2.3", sha: "abc", arch: "x86_64" },

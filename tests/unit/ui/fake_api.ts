@@ -104,12 +104,15 @@ export async function fakeApi(functions: FunctionStatus[] = []): Promise<FakeApi
       },
       secrets,
       logs: {
-        async *query(q) {
-          if (q.signal) api.logSignals.push(q.signal);
-          for (const r of api.logLines) yield await Promise.resolve(r);
-          if (q.follow && api.followUntilAborted && q.signal && !q.signal.aborted) {
-            await new Promise((resolve) => q.signal!.addEventListener("abort", resolve));
-          }
+        query(q) {
+          // Resolved at once: a fake has nothing to read before it listens.
+          return Promise.resolve((async function* () {
+            if (q.signal) api.logSignals.push(q.signal);
+            for (const r of api.logLines) yield await Promise.resolve(r);
+            if (q.follow && api.followUntilAborted && q.signal && !q.signal.aborted) {
+              await new Promise((resolve) => q.signal!.addEventListener("abort", resolve));
+            }
+          })());
         },
       },
       info: { release: "test", sha: "test", arch: "x86_64" },
