@@ -83,15 +83,36 @@ install_node_modules() {
   [ -x node_modules/deno/deno ] || node node_modules/deno/bin.cjs --version >/dev/null
 }
 
+# Runs one test path. Deno 2.9.5 itself sometimes panics ("unexpected error during closedir: Bad
+# file descriptor", a runtime bug, not a test failure; seen in about 1 run in 6 of the suite):
+# then, and only then, the file is run once more, and the log says so. Failed tests never are.
+run_tests() {
+  local out status
+  out=$(mktemp)
+  set +e
+  node_modules/deno/deno test --allow-all "$1" 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -ne 0 ] && grep -q "Deno has panicked" "$out"; then
+    say "the Deno runtime panicked while running $1 (a Deno bug, see above); running it once more"
+    set +e
+    node_modules/deno/deno test --allow-all "$1"
+    status=$?
+    set -e
+  fi
+  rm -f "$out"
+  return "$status"
+}
+
 # The whole suite: the unit tests in one process, then each end-to-end file in a process of its
 # own, so that nothing one file leaves behind in the runtime (timers, sockets, child processes,
 # file descriptors) can reach another. Every file runs even after a failure; the exit code says
 # whether all passed.
 run_suite() {
   local failed=()
-  node_modules/deno/deno test --allow-all tests/unit/ || failed+=(tests/unit/)
+  run_tests tests/unit/ || failed+=(tests/unit/)
   for f in tests/e2e/*_test.ts; do
-    node_modules/deno/deno test --allow-all "$f" || failed+=("$f")
+    run_tests "$f" || failed+=("$f")
   done
   if [ "${#failed[@]}" -gt 0 ]; then
     say "FAILED: ${failed[*]}"
