@@ -17,6 +17,7 @@ import { checkPrerequisites } from "../install/prerequisites.ts";
 import { createLogger } from "../log.ts";
 import { serve } from "../platform/http.ts";
 import { startProvider } from "../provider/provider.ts";
+import { resolveOciRuntime } from "../provider/oci_runtime.ts";
 import { parseDuration } from "../provider/scale_labels.ts";
 import { loadServices, servicesNamespace, startServices } from "../supervisor/services.ts";
 import type { Io } from "./command.ts";
@@ -36,6 +37,7 @@ export async function runAppliance(
   // A bad docker-compose.yaml stops `up` before anything starts.
   const services = mode === "up" ? await loadServices(config.dataDir) : [];
   const servicesNs = servicesNamespace(process.env.FAASD_SERVICES_NAMESPACE);
+  const runtime = resolveOciRuntime(config.runtime, { path: process.env.PATH });
   const containerd = await Containerd.connect({ socket: config.containerdSocket }).catch(
     async (err) => {
       // A host without containerd, runc or the CNI plugins is told what to install; otherwise
@@ -56,6 +58,7 @@ export async function runAppliance(
     const checkAuth = basicAuthChecker(creds);
     const images = createImageService({ containerd, dataDir: config.dataDir, log });
     const provider = await startProvider({
+      runtime: runtime.options,
       containerd,
       images,
       dataDir: config.dataDir,
@@ -67,7 +70,13 @@ export async function runAppliance(
       log,
     });
     const supervisor = mode === "up"
-      ? await startServices({ containerd, images, conflist: provider.cni.conflist, log }, {
+      ? await startServices({
+        containerd,
+        images,
+        conflist: provider.cni.conflist,
+        log,
+        runtime: runtime.options,
+      }, {
         dataDir: config.dataDir,
         subnet: config.subnet,
         namespace: servicesNs,
@@ -100,6 +109,7 @@ export async function runAppliance(
         port: main.port,
         providerPort: servers.at(-1)!.port,
         containerd: containerd.serverVersion.version,
+        runtime: runtime.name,
         dataDir: config.dataDir,
       });
       io.err(

@@ -102,6 +102,13 @@ export const NETWORK_FLAGS: Record<string, Flag> = {
     config: "dns",
     description: "DNS servers for functions (empty: the host's resolvers)",
   },
+  runtime: {
+    type: "string",
+    valueName: "NAME",
+    config: "runtime",
+    description:
+      "OCI runtime for replicas: auto (crun when installed, else runc), runc, crun or a path",
+  },
 };
 
 /** Flags of the gateway (`faasd up`). */

@@ -31,6 +31,8 @@ export interface ResolvedConfig {
   readonly maxBodySize: string;
   /** How long a lower load must last before the autoscaler removes replicas (`30s`). */
   readonly scaleDownWindow: string;
+  /** OCI runtime for replicas: `auto` (crun when installed, else runc), `runc`, `crun`, a path. */
+  readonly runtime: string;
 }
 
 /** Values as they arrive from flags or the environment, before validation. */
@@ -50,6 +52,7 @@ export const DEFAULTS: ResolvedConfig = Object.freeze({
   upstreamTimeout: "65s",
   maxBodySize: "20Mi",
   scaleDownWindow: "30s",
+  runtime: "auto",
 });
 
 /** The environment variable that may set each option, named in `--help`. */
@@ -66,6 +69,7 @@ export const ENV_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object.
   upstreamTimeout: "FAASD_UPSTREAM_TIMEOUT",
   maxBodySize: "FAASD_MAX_BODY_SIZE",
   scaleDownWindow: "FAASD_SCALE_DOWN_WINDOW",
+  runtime: "FAASD_RUNTIME",
 });
 
 /** The command-line flag for each option, used in error messages. */
@@ -82,6 +86,7 @@ export const FLAG_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object
   upstreamTimeout: "--upstream-timeout",
   maxBodySize: "--max-body-size",
   scaleDownWindow: "--scale-down-window",
+  runtime: "--runtime",
 });
 
 /**
@@ -120,7 +125,7 @@ export function resolveConfig(
   };
 
   const text = (
-    key: "bridge" | "subnet" | "dns" | "queue" | "upstreamTimeout" | "maxBodySize",
+    key: "bridge" | "subnet" | "dns" | "queue" | "upstreamTimeout" | "maxBodySize" | "runtime",
     re: RegExp,
     what: string,
   ): string => {
@@ -175,5 +180,6 @@ export function resolveConfig(
       "a size in bytes, optionally with Ki, Mi, Gi, k, M or G",
     ),
     scaleDownWindow: scaleDownWindow?.value ?? DEFAULTS.scaleDownWindow,
+    runtime: text("runtime", /^(auto|runc|crun|\/\S+)$/, "auto, runc, crun or an absolute path"),
   });
 }

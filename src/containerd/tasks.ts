@@ -19,6 +19,18 @@ export interface TaskIO {
   terminal?: boolean;
 }
 
+/** Options for one task's runtime shim (io.containerd.runc.v2). */
+export interface TaskRuntimeOptions {
+  /**
+   * The OCI runtime binary the shim runs for this task (`crun`, `/usr/bin/crun`, …); absent or
+   * empty: the shim's default, `runc`.
+   */
+  binaryName?: string;
+}
+
+/** The Any type URL containerd's runc shim reads its per-task options from. */
+export const RUNC_OPTIONS_TYPE_URL = "containerd.runc.v1.Options";
+
 /** A task's main process as containerd reports it. */
 export interface TaskProcess {
   id: string;
@@ -59,14 +71,21 @@ type Opts = Pick<CallOptions, "signal" | "timeoutMs">;
 export class Tasks {
   constructor(private readonly rpc: Rpc, private readonly api: ProtoApi) {}
 
+  #runcOptions(runtime: TaskRuntimeOptions): { type_url: string; value: Uint8Array } {
+    const type = this.api.root.lookupType(RUNC_OPTIONS_TYPE_URL);
+    const value = type.encode(type.fromObject({ binary_name: runtime.binaryName })).finish();
+    return { type_url: RUNC_OPTIONS_TYPE_URL, value };
+  }
+
   /** Creates the task (status CREATED) with the container's rootfs mounts; returns its pid. */
   async create(
     namespace: string,
     containerId: string,
     rootfs: Mount[],
     io: TaskIO = {},
-    opts: Opts = {},
+    opts: Opts & { runtime?: TaskRuntimeOptions } = {},
   ): Promise<number> {
+    const { runtime, ...callOpts } = opts;
     const res = await this.rpc.unary<{ pid: number }>(SVC, "Create", {
       container_id: containerId,
       rootfs: rootfs.map(toWireMount),
@@ -74,7 +93,8 @@ export class Tasks {
       stdout: io.stdout ?? "",
       stderr: io.stderr ?? "",
       terminal: io.terminal ?? false,
-    }, { ...opts, namespace });
+      options: runtime?.binaryName ? this.#runcOptions(runtime) : null,
+    }, { ...callOpts, namespace });
     return res.pid;
   }
 

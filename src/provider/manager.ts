@@ -6,6 +6,7 @@
  */
 
 import type { Containerd } from "../containerd/client.ts";
+import type { TaskRuntimeOptions } from "../containerd/tasks.ts";
 import type { ContainerdEvent } from "../containerd/events.ts";
 import type { Mount } from "../containerd/types.ts";
 import {
@@ -22,10 +23,12 @@ import { containerId, encodeRecord, toFunctionStatus } from "./function_record.t
 import { discoverFunctions, OWNER_LABEL } from "./discover.ts";
 import { userDatabase } from "./image_files.ts";
 import { graceMs, scaleBounds, upstreamTimeoutMs } from "./scale_labels.ts";
+import { cgroupFreezer, type Freezer } from "./freezer.ts";
 import { followTaskExits } from "./task_exits.ts";
 import { waitReady } from "./readiness.ts";
 import {
   createReplicaContainer,
+  freezerTarget,
   logFile,
   type Network,
   networkId,
@@ -76,6 +79,10 @@ export interface ManagerDeps {
   readyTimeoutMs?: number;
   /** This appliance's ID; its replicas carry it, and only those are adopted after a restart. */
   owner: string;
+  /** Freezes idle replicas (default: containerd's Pause and Resume). */
+  freezer?: Freezer;
+  /** The OCI runtime for new replicas' tasks (default: the shim's, runc). */
+  runtime?: TaskRuntimeOptions;
 }
 
 type ReplicaState = "starting" | "ready" | "paused" | "stopping" | "crashed";
@@ -129,6 +136,7 @@ const FUNCTION_PORT = 8080;
 export class FunctionManager {
   readonly #deps: ManagerDeps;
   readonly #log: Logger;
+  readonly #freezer: Freezer;
   readonly #fns = new Map<string, Fn>();
   readonly #stop = new AbortController();
   #invocationCount?: (name: string, namespace: string) => number;
@@ -136,6 +144,7 @@ export class FunctionManager {
   constructor(deps: ManagerDeps) {
     this.#deps = deps;
     this.#log = deps.log.child({ component: "provider" });
+    this.#freezer = deps.freezer ?? cgroupFreezer(undefined, deps.containerd.tasks);
   }
 
   /** Re-adopts the replicas containerd holds and starts following its events. */
@@ -537,7 +546,7 @@ export class FunctionManager {
     } else {
       const live = () => fn.replicas.filter((r) => r.state !== "stopping");
       for (const r of live().filter((r) => r.state === "paused")) {
-        await this.#deps.containerd.tasks.resume(fn.namespace, r.ref.id);
+        await this.#freezer.thaw(freezerTarget(r.ref));
         r.state = "ready";
       }
       const used = new Set(fn.replicas.map((r) => r.index));
@@ -571,7 +580,7 @@ export class FunctionManager {
     if (keep && keep.state !== "paused") {
       if (keep.state === "starting") await this.#whenReady(fn, keep).catch(() => {});
       await drain(keep, 30_000);
-      await this.#deps.containerd.tasks.pause(fn.namespace, keep.ref.id);
+      await this.#freezer.freeze(freezerTarget(keep.ref));
       keep.state = "paused";
     }
   }
@@ -744,7 +753,7 @@ export class FunctionManager {
     if (task && ip && (task.status === "RUNNING" || task.status === "PAUSED")) {
       r.ip = ip;
       r.pid = task.pid;
-      if (task.status === "PAUSED") {
+      if (await this.#adoptFrozen(r, task.status === "PAUSED")) {
         r.state = "paused";
       } else {
         this.#probe(fn, r);
@@ -757,6 +766,25 @@ export class FunctionManager {
     } catch (err) {
       this.#log.error("cannot restart adopted replica", { replica: r.ref.id, err });
       this.#crashed(fn, r);
+    }
+  }
+
+  // Whether an adopted replica is idle: frozen through its cgroup, or paused through containerd
+  // by an older version (then resumed and frozen the current way, so a thaw is one write).
+  async #adoptFrozen(r: Replica, pausedByContainerd: boolean): Promise<boolean> {
+    const target = freezerTarget(r.ref);
+    try {
+      if (!pausedByContainerd) return (await this.#freezer.frozen(target)) === true;
+      await this.#deps.containerd.tasks.resume(r.ref.namespace, r.ref.id);
+      await this.#freezer.freeze(target);
+      return true;
+    } catch (err) {
+      this.#log.warn("cannot tell whether an adopted replica is idle", {
+        replica: r.ref.id,
+        err: String(err),
+      });
+      await this.#freezer.thaw(target).catch(() => {});
+      return false;
     }
   }
 
@@ -787,6 +815,8 @@ export class FunctionManager {
       tasks: c.tasks,
       leases: c.leases,
       network: this.#deps.network,
+      freezer: this.#freezer,
+      runtime: this.#deps.runtime,
       log: this.#log,
     };
   }

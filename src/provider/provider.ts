@@ -15,8 +15,10 @@ import { createContainerNetns, deleteNetns, netnsPath } from "../cni/netns.ts";
 import { ensureSubnetRules } from "../cni/subnet_rules.ts";
 import { Cni } from "../cni/plugins.ts";
 import type { Containerd } from "../containerd/client.ts";
+import type { TaskRuntimeOptions } from "../containerd/tasks.ts";
 import type { ImageService } from "../images/service.ts";
 import type { Logger } from "../log.ts";
+import { cgroupFreezer, detectCgroupLayout } from "./freezer.ts";
 import { LogCollector } from "./logs.ts";
 import { FunctionManager } from "./manager.ts";
 import { FunctionNamespaces } from "./namespaces.ts";
@@ -38,6 +40,8 @@ export interface ProviderOptions {
   /** How long a request waits for a replica (scale from zero included). */
   readyTimeoutMs?: number;
   upstreamTimeoutMs?: number;
+  /** The OCI runtime for replicas (src/provider/oci_runtime.ts); the shim's default when absent. */
+  runtime?: TaskRuntimeOptions;
 }
 
 /** The network name; host-local keeps its leases under `<ipam dir>/<name>`. */
@@ -124,6 +128,8 @@ export async function startProvider(opts: ProviderOptions) {
     log,
     readyTimeoutMs: opts.readyTimeoutMs,
     owner,
+    freezer: cgroupFreezer(await detectCgroupLayout(), opts.containerd.tasks),
+    runtime: opts.runtime,
   });
   await manager.start();
   logs.start();

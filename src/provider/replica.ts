@@ -11,10 +11,12 @@ import { join } from "node:path";
 import type { Containers } from "../containerd/containers.ts";
 import type { Leases } from "../containerd/leases.ts";
 import type { Snapshots } from "../containerd/snapshots.ts";
-import type { ExitResult, Tasks } from "../containerd/tasks.ts";
+import type { ExitResult, TaskRuntimeOptions, Tasks } from "../containerd/tasks.ts";
 import type { Mount } from "../containerd/types.ts";
 import { AlreadyExistsError, NotFoundError, TimeoutError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { Freezer, FreezerTarget } from "./freezer.ts";
+import { replicaCgroupsPath } from "./spec.ts";
 
 /** Attaches and detaches a network namespace (the CNI plugins in production). */
 export interface Network {
@@ -37,6 +39,10 @@ export interface ReplicaDeps {
   tasks: Pick<Tasks, "create" | "start" | "kill" | "wait" | "delete" | "get" | "pause" | "resume">;
   leases: Pick<Leases, "create" | "delete">;
   network: Network;
+  /** Thaws a replica frozen while idle before it is stopped. */
+  freezer: Freezer;
+  /** The OCI runtime the shim runs (crun when installed); the shim's default, runc, when absent. */
+  runtime?: TaskRuntimeOptions;
   log: Logger;
 }
 
@@ -60,6 +66,15 @@ export function networkId(namespace: string, id: string): string {
 export function specNetnsPath(spec: Record<string, unknown>): string | undefined {
   const linux = spec.linux as { namespaces?: Array<{ type?: string; path?: string }> } | undefined;
   return linux?.namespaces?.find((n) => n.type === "network")?.path || undefined;
+}
+
+/** What the freezer needs to find a replica's cgroup. */
+export function freezerTarget(ref: ReplicaRef): FreezerTarget {
+  return {
+    namespace: ref.namespace,
+    id: ref.id,
+    cgroupsPath: replicaCgroupsPath(ref.namespace, ref.id),
+  };
 }
 
 /** The replica's log file under the data dir's log directory. */
@@ -196,7 +211,9 @@ export async function startReplicaTask(
   ]);
   const stdio = `file://${ref.logFile}`;
   const t1 = performance.now();
-  const pid = await deps.tasks.create(namespace, id, mounts, { stdout: stdio, stderr: stdio });
+  const pid = await deps.tasks.create(namespace, id, mounts, { stdout: stdio, stderr: stdio }, {
+    runtime: deps.runtime,
+  });
   const t2 = performance.now();
   let ip: string;
   try {
@@ -245,9 +262,13 @@ export async function stopReplicaTask(
   if (task && task.status !== "STOPPED") {
     const exited = deps.tasks.wait(namespace, id);
     exited.catch(() => {});
-    // A frozen task cannot handle SIGTERM; thaw it first.
+    // A frozen task cannot handle SIGTERM; thaw it first. The appliance freezes idle replicas
+    // through the cgroup (containerd then still says RUNNING); older versions paused them
+    // through containerd.
     if (task.status === "PAUSED" || task.status === "PAUSING") {
       await deps.tasks.resume(namespace, id).catch(() => {});
+    } else if (await deps.freezer.frozen(freezerTarget(ref)).catch(() => false)) {
+      await deps.freezer.thaw(freezerTarget(ref)).catch(() => {});
     }
     await deps.tasks.kill(namespace, id, 15).catch(() => {});
     const gone = await Promise.race([

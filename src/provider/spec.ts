@@ -87,6 +87,11 @@ const READ_ONLY_BIND = ["rbind", "ro"];
 const MAX_ID = 2 ** 32 - 2;
 
 /** The memory and cpu settings a deployment's limits and requests ask for. */
+/** A replica's cgroup, under one parent per containerd namespace (the freezer writes to it). */
+export function replicaCgroupsPath(namespace: string, id: string): string {
+  return `/${namespace}/${id}`;
+}
+
 export function specResources(dep: FunctionDeployment): { memoryBytes?: number; cpu?: LinuxCpu } {
   const out: { memoryBytes?: number; cpu?: LinuxCpu } = {};
   if (dep.limits?.memory) out.memoryBytes = parseMemory(dep.limits.memory, "limits.memory");
@@ -142,7 +147,7 @@ export function buildSpec(opts: SpecOptions): Record<string, unknown> {
     ...(opts.annotations ? { annotations: { ...opts.annotations } } : {}),
     linux: {
       resources,
-      cgroupsPath: `/${opts.namespace}/${opts.id}`,
+      cgroupsPath: replicaCgroupsPath(opts.namespace, opts.id),
       namespaces: [
         { type: "pid" },
         { type: "ipc" },

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Conflist, parseSubnet } from "../cni/conflist.ts";
 import type { Containerd } from "../containerd/client.ts";
+import type { TaskRuntimeOptions } from "../containerd/tasks.ts";
 import { InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { providerPaths } from "../provider/provider.ts";
@@ -55,6 +56,8 @@ export async function startServices(
     /** The functions' conflist (the provider's `cni.conflist`). */
     conflist: Conflist;
     log: Logger;
+    /** The OCI runtime the services' tasks run with (default: runc). */
+    runtime?: TaskRuntimeOptions;
   },
   opts: {
     dataDir: string;
@@ -81,6 +84,7 @@ export async function startServices(
     prefixLength: parseSubnet(opts.subnet).prefix,
     paths,
     log: deps.log,
+    runtime: deps.runtime,
   }, { namespace: opts.namespace, services: opts.services });
   await supervisor.start(opts.signal);
   return supervisor;

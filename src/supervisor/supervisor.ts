@@ -13,8 +13,10 @@
 
 import { mkdir, readFile, stat } from "node:fs/promises";
 import type { Containerd } from "../containerd/client.ts";
+import type { TaskRuntimeOptions } from "../containerd/tasks.ts";
 import { CancelledError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { cgroupFreezer } from "../provider/freezer.ts";
 import { userDatabase } from "../provider/image_files.ts";
 import type { PullPolicy } from "../images/service.ts";
 import {
@@ -64,6 +66,8 @@ export interface SupervisorDeps {
   paths: { logDir: string; hostsFile: string; resolvFile: string };
   log: Logger;
   backoff?: Omit<BackoffOptions, "now">;
+  /** The OCI runtime for the services' tasks (default: the shim's, runc). */
+  runtime?: TaskRuntimeOptions;
   /** How long a service has to exit after SIGTERM before SIGKILL (default 10 s). */
   stopGraceMs?: number;
   /** How often an exited service's container is checked for a restart request (default 2 s). */
@@ -197,6 +201,9 @@ export class Supervisor {
       tasks: c.tasks,
       leases: c.leases,
       network: serviceNetwork(this.#deps.cni, this.#deps.prefixLength, this.#log),
+      // Services are never frozen; stopping one thaws it only if something else froze it.
+      freezer: cgroupFreezer(undefined, c.tasks),
+      runtime: this.#deps.runtime,
       log: this.#log,
     };
   }

@@ -13,6 +13,7 @@ import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
 import { until } from "../fixtures/poll.ts";
+import { freezerState } from "../fixtures/cgroup.ts";
 
 const SOCKET = "/run/containerd/containerd.sock";
 
@@ -135,13 +136,13 @@ Deno.test("autoscale: replicas follow a bounded load up and back down; an idle s
           return (await status(app, "sleepy", ns)).replicas === 0;
         });
         assert.ok(Date.now() - usedAt >= 1500, "not before zero-duration without a request");
-        // The replica count drops first; the freezer takes a moment (PAUSING) to stop the task.
-        await until("the idle copy to be paused", async () => {
+        // The replica count drops first; the freezer takes a moment to stop the task.
+        await until("the idle copy to be frozen", async () => {
           const [task] = (await client.tasks.list(ns)).filter((x) => x.id.startsWith("sleepy"));
-          if (task && task.status !== "PAUSING" && task.status !== "PAUSED") {
-            throw new Error(`the idle copy is ${task.status}, not paused`);
+          if (!task || task.status !== "RUNNING") {
+            throw new Error(`the idle copy is ${task?.status ?? "gone"}, not frozen`);
           }
-          return task?.status === "PAUSED";
+          return await freezerState(ns, task.id) === "frozen";
         });
 
         const woken = await fetch(`${app.url}/function/sleepy.${ns}/cgi-bin/version`);

@@ -14,6 +14,7 @@ import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
 import { until } from "../fixtures/poll.ts";
+import { freezerState } from "../fixtures/cgroup.ts";
 
 const SOCKET = "/run/containerd/containerd.sock";
 
@@ -208,19 +209,22 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
       assert.equal(tooMany.status, 400, tooMany.text);
     });
 
-    await t.step("scale to 0 pauses one replica; the next request resumes it", async () => {
+    await t.step("scale to 0 freezes one replica; the next request thaws it", async () => {
       const res = await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, {
         replicas: 0,
       });
       assert.equal(res.status, 202, res.text);
       const tasks = await client.tasks.list(ns);
-      assert.deepEqual(tasks.map((x) => x.status), ["PAUSED"]);
+      // Frozen through its cgroup by the appliance: containerd was not asked, so says RUNNING.
+      assert.deepEqual(tasks.map((x) => x.status), ["RUNNING"]);
+      assert.equal(await freezerState(ns, tasks[0].id), "frozen");
       const status = (await api(app, "GET", `/system/function/hello?namespace=${ns}`)).json();
       assert.equal(status.replicas, 0);
       assert.equal(status.availableReplicas, 0);
       const woken = await invoke(app, fn, "/cgi-bin/version");
       assert.equal(woken.status, 200);
       assert.equal((await client.tasks.list(ns)).map((x) => x.status).join(), "RUNNING");
+      assert.equal(await freezerState(ns, tasks[0].id), "thawed");
       assert.equal(
         (await api(app, "GET", `/system/function/hello?namespace=${ns}`)).json().replicas,
         1,
@@ -307,11 +311,36 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
       assert.match(logs.text, /"text":"log line m-/, "logs survive the restart");
     });
 
+    await t.step(
+      "a frozen replica stays idle across a restart, then thaws for a request",
+      async () => {
+        await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, { replicas: 0 });
+        const [task] = await client.tasks.list(ns);
+        assert.equal(await freezerState(ns, task.id), "frozen");
+        await app.kill();
+        app = await app.restart();
+        const status = (await api(app, "GET", `/system/function/hello?namespace=${ns}`)).json();
+        assert.equal(status.replicas, 0, "re-adopted as the idle copy");
+        assert.equal(await freezerState(ns, task.id), "frozen");
+        assert.equal((await invoke(app, fn, "/cgi-bin/version")).text, "v2\n");
+        const [after] = await client.tasks.list(ns);
+        assert.equal(after.pid, task.pid, "thawed, not started again");
+        assert.equal(await freezerState(ns, task.id), "thawed");
+        // Left frozen for the next step: delete must thaw it so it can handle SIGTERM.
+        await api(app, "POST", `/system/scale-function/hello?namespace=${ns}`, { replicas: 0 });
+        assert.equal(await freezerState(ns, task.id), "frozen");
+      },
+    );
+
     await t.step("delete removes containers, snapshots, IP leases and network rules", async () => {
+      const [frozen] = await client.tasks.list(ns);
+      const exited = client.tasks.wait(ns, frozen.id);
       const res = await api(app, "DELETE", `/system/functions?namespace=${ns}`, {
         functionName: "hello",
       });
       assert.equal(res.status, 202, res.text);
+      // The image's shell exits 0 on SIGTERM; a replica left frozen would have needed SIGKILL.
+      assert.equal((await exited).exitStatus, 0, "the frozen replica was thawed for SIGTERM");
       assert.deepEqual(await client.containers.list(ns), []);
       assert.deepEqual(await client.tasks.list(ns), []);
       const active = (await client.snapshots.list(ns)).filter((s) => s.kind !== "COMMITTED");
