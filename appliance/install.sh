@@ -3,9 +3,9 @@
 #
 #   curl -sfL https://…/install.sh | sudo sh
 #
-# Installs containerd, runc and the CNI plugins from the distribution's packages (plus Node.js on
-# armv7l), puts the release artifact for this CPU at /usr/local/bin/faasd, then runs
-# `faasd install`. Safe to run again: what is already in place is left alone.
+# Installs containerd, runc, crun (the faster OCI runtime the appliance prefers) and the CNI
+# plugins from the distribution's packages (plus Node.js on armv7l), puts the release artifact
+# for this CPU at /usr/local/bin/faasd, then runs `faasd install`. Safe to run again: what is already in place is left alone.
 #
 # Environment:
 #   FAASD_URL           where the release artifacts are (default: the latest GitHub release);
@@ -104,9 +104,9 @@ main() {
   if [ -n "$FAASD_ROOT" ]; then
     say "staging root $FAASD_ROOT: no packages, no systemctl"
   elif [ "$artifact" = node ]; then
-    install_packages containerd runc containernetworking-plugins nodejs
+    install_packages containerd runc crun containernetworking-plugins nodejs
   else
-    install_packages containerd runc containernetworking-plugins
+    install_packages containerd runc crun containernetworking-plugins
   fi
 
   tmp=$(mktemp -d)

@@ -13,14 +13,15 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
-# What the appliance and its tests use from Debian: containerd and runc run functions, the CNI
+# What the appliance and its tests use from Debian: containerd and crun (runc as the fallback, and
+# for the tests of it) run functions, the CNI
 # plugins network them, busybox-static and docker-registry let tests build and serve images, and
 # apache2-utils' htpasswd writes the bcrypt entries of the test registry behind basic auth;
 # nats-server backs the JetStream queue test, prometheus scrapes /metrics in a test, and chromium
 # drives the web UI tests (through playwright-core); the install tests check units with
 # systemd-analyze (systemd), install.sh with shellcheck, cloud-config.yml with cloud-init and the
 # firewall rules with nft (nftables).
-PACKAGES=(containerd runc containernetworking-plugins iptables iproute2 busybox-static
+PACKAGES=(containerd runc crun containernetworking-plugins iptables iproute2 busybox-static
   docker-registry apache2-utils ca-certificates git nats-server prometheus chromium
   systemd shellcheck cloud-init nftables)
 SOCKET=/run/containerd/containerd.sock
@@ -121,9 +122,29 @@ run_suite() {
   say "every test file passed"
 }
 
+# crun refuses a hybrid cgroup host whose v2 hierarchy (/sys/fs/cgroup/unified) holds controllers
+# (this VM class: hugetlb, which no v1 hierarchy has). Such a controller, unused in v2, can be
+# mounted as a v1 hierarchy instead; then `--runtime auto` picks crun. If that fails the appliance
+# falls back to runc and says why.
+prepare_cgroups_for_crun() {
+  local unified=/sys/fs/cgroup/unified/cgroup.controllers c controllers
+  [ -s "$unified" ] || return 0
+  read -r -a controllers <"$unified"
+  for c in "${controllers[@]}"; do
+    [ -e "/sys/fs/cgroup/$c" ] && continue
+    if mkdir -p "/sys/fs/cgroup/$c" && mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"; then
+      say "mounted the $c cgroup controller as a v1 hierarchy, so crun can run on this hybrid host"
+    else
+      rmdir "/sys/fs/cgroup/$c" 2>/dev/null || true
+      say "could not move the $c controller to v1: the appliance will use runc"
+    fi
+  done
+}
+
 prepare() {
   require_root "$@"
   install_packages
+  prepare_cgroups_for_crun
   start_containerd
   install_node_modules
 }

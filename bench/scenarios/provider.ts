@@ -9,7 +9,7 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
@@ -21,6 +21,7 @@ import {
   startAppliance,
   type TestNetwork,
 } from "../../tests/fixtures/appliance.ts";
+import { freezerState } from "../../tests/fixtures/cgroup.ts";
 import { functionImage } from "../../tests/fixtures/function_image.ts";
 import { purgeNamespace } from "../../tests/fixtures/namespace.ts";
 import { type Registry, startRegistry } from "../../tests/fixtures/registry.ts";
@@ -50,7 +51,9 @@ const WRK_CONNECTIONS = 16;
 
 const DIRECT = "warm GET / direct to the replica IP";
 const WRK_DIRECT = `${WRK_CONNECTIONS} connections, direct: ms per request (1000 / req/s)`;
-const RESUME_RPC = "Tasks.Resume of the paused replica (RPC alone)";
+const DEPLOY = "deploy → first 200 (image present)";
+const DEPLOY_RUNC = "deploy → first 200 (image present), runc (baseline)";
+const RESUME_RPC = "Tasks.Resume of the paused replica (containerd RPC alone)";
 
 /** The provider scenario. */
 export function providerScenario(): Scenario {
@@ -115,6 +118,7 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
     if (created.status !== 201) {
       throw new Error(`creating namespace ${ns} answered ${created.status}: ${created.text}`);
     }
+    ctx.facts["OCI runtime"] = runtimeOf(app);
     const pid = await appliancePid(app);
     const env: Env = { app, client, ns, image, ctx, pid, live };
     ctx.facts["appliance RSS after start MB"] = mb(await statusKb(pid, "VmRSS"));
@@ -132,6 +136,8 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
     figures.push(...await scaleFromZeroFigures(env));
     figures.push(...await deployFigures(env));
     figures.push(...await crashFigures(env));
+    figures.push(await runcDeployFigure(env));
+    app = env.app;
     figures.push(...fleet);
     ctx.facts["load average at end (1, 5, 15 min)"] = loadavg();
     checkUndisturbed(app.log(), ns);
@@ -302,9 +308,10 @@ async function throughputFigures(env: Env): Promise<Figure[]> {
 }
 
 /**
- * Scale to zero pauses one replica (untimed); the timed GET resumes it. For reference, the
- * Tasks.Resume RPC alone on the same paused replica (paused again untimed, behind the manager's
- * back but into the state it expects).
+ * Scale to zero freezes one replica through its cgroup (untimed); the timed GET thaws it. For
+ * reference, what the appliance did before: containerd's Tasks.Resume on the same replica,
+ * paused untimed by Tasks.Pause (after thawing the cgroup behind the manager's back; the
+ * manager's next thaw of a running replica is a no-op).
  */
 async function scaleFromZeroFigures(env: Env): Promise<Figure[]> {
   const n = env.ctx.iterations(30);
@@ -318,29 +325,31 @@ async function scaleFromZeroFigures(env: Env): Promise<Figure[]> {
       replicas: 0,
     });
     if (res.status !== 202) throw new Error(`scale to 0 answered ${res.status}: ${res.text}`);
-    const tasks = await env.client.tasks.list(env.ns);
-    const task = tasks.find((t) => t.id === id);
-    if (task?.status !== "PAUSED") throw new Error(`replica ${id} is ${task?.status}, not PAUSED`);
+    const state = await freezerState(env.ns, id);
+    if (state !== "frozen") throw new Error(`replica ${id} is ${state}, not frozen`);
   };
-  env.ctx.log(`scale 0 → 1 from a paused replica × ${n}`);
+  env.ctx.log(`scale 0 → 1 from a frozen replica × ${n}`);
   const fromPaused = await measure("scale 0 → 1: GET on a paused replica → 200", async () => {
     await get200(url);
-  }, { iterations: n, warmup, before: toZero });
-  const task = (await env.client.tasks.list(env.ns)).find((t) => t.id === id);
-  if (task?.status !== "RUNNING") throw new Error(`replica ${id} is ${task?.status} after a GET`);
+  }, { iterations: n, warmup, before: toZero, baseline: RESUME_RPC });
+  const state = await freezerState(env.ns, id);
+  if (state !== "thawed") throw new Error(`replica ${id} is ${state} after a GET`);
 
   await toZero();
+  await writeFile(`/sys/fs/cgroup/freezer/${env.ns}/${id}/freezer.state`, "THAWED").catch(() =>
+    writeFile(`/sys/fs/cgroup/${env.ns}/${id}/cgroup.freeze`, "0")
+  );
   const resume = await measure(RESUME_RPC, async () => {
     await env.client.tasks.resume(env.ns, id);
   }, {
     iterations: n,
     warmup,
-    after: async () => {
+    before: async () => {
       await env.client.tasks.pause(env.ns, id);
     },
   });
-  await get200(url); // leave it running, through the manager
-  return [fromPaused, resume];
+  await get200(url); // through the manager, which thaws a running replica (a no-op)
+  return [resume, fromPaused];
 }
 
 /**
@@ -351,27 +360,8 @@ async function scaleFromZeroFigures(env: Env): Promise<Figure[]> {
 async function deployFigures(env: Env): Promise<Figure[]> {
   const n = env.ctx.iterations(20);
   const warmup = warmupFor(n);
-  env.ctx.log(`deploy → first 200 × ${n}, each a new function`);
-  const accepted: number[] = [];
-  const attempts: number[] = [];
-  const deploy = await measure("deploy → first 200 (image present)", async (i) => {
-    const name = `dep${i}`;
-    const t0 = performance.now();
-    await postFunction(env, name);
-    const t202 = performance.now() - t0;
-    const tries = await get200(`${env.app.url}/function/${name}.${env.ns}/`);
-    if (i >= warmup) {
-      accepted.push(t202);
-      attempts.push(tries);
-    }
-  }, {
-    iterations: n,
-    warmup,
-    after: async (i) => {
-      await removeFunctions(env, [`dep${i}`]);
-    },
-  });
-  env.ctx.facts["deploy GETs until the first 200 (max)"] = String(Math.max(...attempts));
+  const { accepted, deploy } = await deployFigure(env, DEPLOY, "dep");
+  deploy.baseline = DEPLOY_RUNC;
 
   env.ctx.log(`delete × ${n}, each a fresh function`);
   const del = await measure("delete (DELETE → 202, function exits on SIGTERM)", async (i) => {
@@ -395,6 +385,60 @@ async function deployFigures(env: Env): Promise<Figure[]> {
     deploy,
     del,
   ];
+}
+
+/** Deploy → first 200 with the image present, each iteration a new function named PREFIX<i>. */
+async function deployFigure(
+  env: Env,
+  figure: string,
+  prefix: string,
+): Promise<{ accepted: number[]; deploy: Figure }> {
+  const n = env.ctx.iterations(20);
+  const warmup = warmupFor(n);
+  env.ctx.log(`${figure} × ${n}, each a new function`);
+  const accepted: number[] = [];
+  const attempts: number[] = [];
+  const deploy = await measure(figure, async (i) => {
+    const name = `${prefix}${i}`;
+    const t0 = performance.now();
+    await postFunction(env, name);
+    const t202 = performance.now() - t0;
+    const tries = await get200(`${env.app.url}/function/${name}.${env.ns}/`);
+    if (i >= warmup) {
+      accepted.push(t202);
+      attempts.push(tries);
+    }
+  }, {
+    iterations: n,
+    warmup,
+    after: async (i) => {
+      await removeFunctions(env, [`${prefix}${i}`]);
+    },
+  });
+  env.ctx.facts[`${figure}: GETs until the first 200 (max)`] = String(Math.max(...attempts));
+  return { accepted, deploy };
+}
+
+/**
+ * The deploy again with runc as the OCI runtime, as the baseline: the same appliance (data dir,
+ * network, functions) restarted with `--runtime runc`. Done last, since the appliance stays so.
+ */
+async function runcDeployFigure(env: Env): Promise<Figure> {
+  const code = await env.app.stop();
+  if (code !== 0) throw new Error(`the appliance exited with code ${code} before the runc run`);
+  env.app = await startAppliance({
+    dataDir: env.app.dataDir,
+    network: env.app.network,
+    args: ["--runtime", "runc"],
+  });
+  env.ctx.facts["baseline OCI runtime"] = runtimeOf(env.app);
+  const { deploy } = await deployFigure(env, DEPLOY_RUNC, "rdep");
+  return deploy;
+}
+
+/** The OCI runtime an appliance says it uses in its "listening" log line. */
+function runtimeOf(app: Appliance): string {
+  return app.log().match(/"runtime":"([^"]+)"/)?.[1] ?? "unknown";
 }
 
 /**

@@ -38,6 +38,7 @@ export async function runAppliance(
   const services = mode === "up" ? await loadServices(config.dataDir) : [];
   const servicesNs = servicesNamespace(process.env.FAASD_SERVICES_NAMESPACE);
   const runtime = resolveOciRuntime(config.runtime, { path: process.env.PATH });
+  if (runtime.note) log.info(runtime.note);
   const containerd = await Containerd.connect({ socket: config.containerdSocket }).catch(
     async (err) => {
       // A host without containerd, runc or the CNI plugins is told what to install; otherwise

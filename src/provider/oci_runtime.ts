@@ -1,11 +1,15 @@
 /**
  * Which OCI runtime the containerd shim runs for replicas and services: `runc` (what containerd
  * ships with) or `crun` (a C implementation of the same CLI). On this machine class crun creates
- * a container in about 7 ms where runc takes about 33 ms, which is most of a deploy's time, so
- * `auto` (the default) uses crun when it is installed.
+ * a container in about 7 ms where runc takes about 33 ms, so `auto` (the default) uses crun when
+ * it is installed and can run on the host's cgroups.
+ *
+ * crun 1.8 refuses a hybrid cgroup host (v1 controllers plus a v2 hierarchy at
+ * /sys/fs/cgroup/unified) whose v2 hierarchy holds any controller; `auto` then uses runc and
+ * says why.
  */
 
-import { accessSync, constants, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { InvalidArgumentError } from "../errors.ts";
 import type { TaskRuntimeOptions } from "../containerd/tasks.ts";
@@ -16,6 +20,31 @@ export interface OciRuntime {
   name: string;
   /** The binary the shim runs; absent for runc (the shim's default, found on its own PATH). */
   options: TaskRuntimeOptions;
+  /** Why `auto` did not pick crun although it is installed. */
+  note?: string;
+}
+
+/** What the resolution looks at; the host's by default. */
+export interface RuntimeHost {
+  path?: string;
+  find?: (name: string, dirs: string[]) => string | undefined;
+  /** Reads a file, undefined when it does not exist. */
+  readFile?: (path: string) => string | undefined;
+}
+
+/** The v2 hierarchy of a hybrid cgroup host. */
+const HYBRID_UNIFIED = "/sys/fs/cgroup/unified/cgroup.controllers";
+
+/** Why crun cannot run on this host's cgroups, or undefined when it can. */
+export function crunCgroupProblem(
+  readFile: (path: string) => string | undefined,
+): string | undefined {
+  const controllers = readFile(HYBRID_UNIFIED)?.trim();
+  if (!controllers) return undefined;
+  return `the host's cgroups are hybrid (v1 plus v2 at /sys/fs/cgroup/unified) and the v2 ` +
+    `hierarchy holds controllers (${controllers.split(/\s+/).join(", ")}), which crun refuses; ` +
+    `mount them as v1 hierarchies (e.g. mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb) ` +
+    `or boot with cgroup v2 only`;
 }
 
 /** Directories searched besides PATH: the shim's PATH may differ from ours. */
@@ -26,18 +55,19 @@ const SYSTEM_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin
  * absolute path to a runc-compatible binary. Throws InvalidArgumentError when the named one is
  * not there.
  */
-export function resolveOciRuntime(
-  setting: string,
-  env: { path?: string; find?: (name: string, dirs: string[]) => string | undefined } = {},
-): OciRuntime {
+export function resolveOciRuntime(setting: string, env: RuntimeHost = {}): OciRuntime {
   const dirs = [...(env.path ?? "").split(":").filter((d) => d.startsWith("/")), ...SYSTEM_DIRS];
   const find = env.find ?? findExecutable;
+  const problem = () => crunCgroupProblem(env.readFile ?? readIfPresent);
   switch (setting) {
     case "runc":
       return { name: "runc", options: {} };
     case "auto": {
       const crun = find("crun", dirs);
-      return crun ? { name: "crun", options: { binaryName: crun } } : { name: "runc", options: {} };
+      if (!crun) return { name: "runc", options: {} };
+      const why = problem();
+      if (why) return { name: "runc", options: {}, note: `crun is installed but not used: ${why}` };
+      return { name: "crun", options: { binaryName: crun } };
     }
     case "crun": {
       const crun = find("crun", dirs);
@@ -47,6 +77,8 @@ export function resolveOciRuntime(
             "(install it: apt-get install crun), or use --runtime runc",
         );
       }
+      const why = problem();
+      if (why) throw new InvalidArgumentError(`--runtime crun: ${why}; or use --runtime runc`);
       return { name: "crun", options: { binaryName: crun } };
     }
     default:
@@ -56,6 +88,14 @@ export function resolveOciRuntime(
         );
       }
       return { name: setting, options: { binaryName: setting } };
+  }
+}
+
+function readIfPresent(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
   }
 }
 
@@ -69,9 +109,8 @@ function findExecutable(name: string, dirs: string[]): string | undefined {
 
 function isExecutable(path: string): boolean {
   try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, constants.X_OK);
-    return true;
+    const st = statSync(path);
+    return st.isFile() && (st.mode & 0o111) !== 0;
   } catch {
     return false;
   }

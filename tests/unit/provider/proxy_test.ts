@@ -129,6 +129,7 @@ Deno.test("proxy: a function's own timeout wins, and a shorter one is not held u
     new Promise<Response>((r) => releases.push(() => r(new Response("x"))))
   );
   try {
+    // deno-lint-ignore prefer-const -- reassigned below, after the closure captured it (a lint false positive)
     let timeoutMs: number | undefined;
     const proxy = createProxy({
       route: () =>
