@@ -5,7 +5,8 @@
 #
 # Installs containerd, runc, crun (the faster OCI runtime the appliance prefers) and the CNI
 # plugins from the distribution's packages (plus Node.js on armv7l), puts the release artifact
-# for this CPU at /usr/local/bin/faasd, then runs `faasd install`. Safe to run again: what is already in place is left alone.
+# for this CPU at /usr/local/bin/faasd, then runs `faasd install`. Safe to run again: what is
+# already in place is left alone.
 #
 # Environment:
 #   FAASD_URL           where the release artifacts are (default: the latest GitHub release);
