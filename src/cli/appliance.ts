@@ -77,6 +77,7 @@ export async function runAppliance(
         conflist: provider.cni.conflist,
         log,
         runtime: runtime.options,
+        owner: provider.owner,
       }, {
         dataDir: config.dataDir,
         subnet: config.subnet,

@@ -175,6 +175,8 @@ export async function startProvider(opts: ProviderOptions) {
     secrets,
     namespaces,
     logs,
+    /** This appliance's ID, which its replicas and services carry. */
+    owner,
     /** The replicas' CNI network, which the extra services join (src/supervisor/). */
     cni,
     close: () => {

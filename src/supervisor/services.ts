@@ -58,6 +58,8 @@ export async function startServices(
     log: Logger;
     /** The OCI runtime the services' tasks run with (default: runc). */
     runtime?: TaskRuntimeOptions;
+    /** The appliance's owner ID (the provider's). */
+    owner: string;
   },
   opts: {
     dataDir: string;
@@ -85,6 +87,7 @@ export async function startServices(
     paths,
     log: deps.log,
     runtime: deps.runtime,
+    owner: deps.owner,
   }, { namespace: opts.namespace, services: opts.services });
   await supervisor.start(opts.signal);
   return supervisor;

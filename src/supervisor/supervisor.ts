@@ -14,7 +14,13 @@
 import { mkdir, readFile, stat } from "node:fs/promises";
 import type { Containerd } from "../containerd/client.ts";
 import type { TaskRuntimeOptions } from "../containerd/tasks.ts";
-import { CancelledError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import {
+  CancelledError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from "../errors.ts";
+import { OWNER_LABEL } from "../provider/discover.ts";
 import type { Logger } from "../log.ts";
 import { cgroupFreezer } from "../provider/freezer.ts";
 import { userDatabase } from "../provider/image_files.ts";
@@ -66,6 +72,8 @@ export interface SupervisorDeps {
   paths: { logDir: string; hostsFile: string; resolvFile: string };
   log: Logger;
   backoff?: Omit<BackoffOptions, "now">;
+  /** This appliance's ID (the provider's): services carry it, and only its own are removed. */
+  owner: string;
   /** The OCI runtime for the services' tasks (default: the shim's, runc). */
   runtime?: TaskRuntimeOptions;
   /** How long a service has to exit after SIGTERM before SIGKILL (default 10 s). */
@@ -125,7 +133,17 @@ export class Supervisor {
     this.#signal = signal;
     try {
       await this.#deps.containerd.namespaces.ensure(this.#namespace);
-      await this.#removeLeftovers();
+      const foreign = await this.#removeLeftovers();
+      const taken = this.#order.filter((s) => foreign.has(s.name));
+      if (taken.length > 0) {
+        const [first] = taken;
+        throw new FailedPreconditionError(
+          `service "${first.name}": namespace "${this.#namespace}" already holds a service ` +
+            `container of that name owned by another appliance (owner ${
+              foreign.get(first.name)
+            }); give this appliance a namespace of its own with FAASD_SERVICES_NAMESPACE`,
+        );
+      }
       this.#hostsBase = await readFile(this.#deps.paths.hostsFile, "utf8").catch(() => "");
       for (const spec of this.#order) {
         for (const port of spec.ports) {
@@ -214,17 +232,26 @@ export class Supervisor {
   }
 
   // Containers a previous run left (a crash, a SIGKILL): stopped and removed, whatever their
-  // name, so a service dropped from the file does not linger.
-  async #removeLeftovers(): Promise<void> {
+  // name, so a service dropped from the file does not linger. Those another appliance owns (on
+  // the same containerd and namespace) are left alone and returned, name → owner.
+  async #removeLeftovers(): Promise<Map<string, string>> {
     const ns = this.#namespace;
     const found = await this.#deps.containerd.containers.list(ns, [`labels."${SERVICE_LABEL}"`]);
+    const foreign = new Map<string, string>();
     for (const c of found) {
+      const owner = c.labels[OWNER_LABEL];
+      // Containers without the label come from versions before it: this appliance's.
+      if (owner && owner !== this.#deps.owner) {
+        foreign.set(c.id, owner);
+        continue;
+      }
       const ref = serviceRef(this.#deps.paths.logDir, ns, c.id);
       const deps = this.#replicaDeps();
       await stopReplicaTask(deps, ref, this.#deps.stopGraceMs ?? 10_000);
       await removeReplicaContainer(deps, ref);
       this.#log.info("removed a service container of an earlier run", { service: c.id });
     }
+    return foreign;
   }
 
   #start(svc: Svc): Promise<void> {
@@ -259,6 +286,7 @@ export class Supervisor {
         spec: ociSpec,
         labels: {
           [SERVICE_LABEL]: spec.name,
+          [OWNER_LABEL]: this.#deps.owner,
           [IMAGE_LABEL]: spec.image,
           [RESTARTS_LABEL]: String(svc.restarts),
         },

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import { hostPlatform } from "../../src/images/platform.ts";
 import {
   type Appliance,
   cleanUpAppliance,
+  removeTestNetwork,
   startAppliance,
   testNetwork,
 } from "../fixtures/appliance.ts";
@@ -462,6 +463,33 @@ services:
           running.length + 1,
           `${leases} for ${running.map((t) => t.id)}`,
         );
+      },
+    );
+
+    await t.step(
+      "a second appliance on the same services namespace refuses to take the services over",
+      async () => {
+        const before = await client.tasks.get(svcNs, "backend");
+        const otherDir = await mkdtemp(join(tmpdir(), "faasd-svc2-"));
+        const otherNet = testNetwork();
+        try {
+          await copyFile(
+            join(dataDir, "docker-compose.yaml"),
+            join(otherDir, "docker-compose.yaml"),
+          );
+          await assert.rejects(
+            startAppliance({ dataDir: otherDir, network: otherNet }),
+            new RegExp(
+              `namespace "${svcNs}" already holds a service container of that name owned by ` +
+                `another appliance .*FAASD_SERVICES_NAMESPACE`,
+            ),
+          );
+        } finally {
+          await removeTestNetwork(otherNet, otherDir);
+        }
+        const after = await client.tasks.get(svcNs, "backend");
+        assert.equal(after.pid, before.pid, "the first appliance's service was left alone");
+        assert.equal(after.status, "RUNNING");
       },
     );
 
