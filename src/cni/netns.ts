@@ -84,15 +84,11 @@ export async function pruneNetns(
 }
 
 /**
- * Creates a named netns for a container with `lo` up (as runc's own netns has it), so no
- * loopback plugin run is needed. AlreadyExistsError when it exists; nothing is left on failure.
+ * Brings `lo` up in the named netns (`ip -n NAME link set lo up`), as runc's own netns has it, so
+ * no loopback plugin run is needed.
  */
-export async function createContainerNetns(deps: { exec: Exec }, name: string): Promise<string> {
-  const path = await createNetns(deps, name);
+export async function loopbackUp(deps: { exec: Exec }, name: string): Promise<void> {
+  validateNetnsName(name);
   const r = await deps.exec("ip", ["-n", name, "link", "set", "lo", "up"]);
-  if (r.code !== 0) {
-    await deleteNetns(deps, name).catch(() => {});
-    throw commandFailed(`Cannot bring lo up in netns "${name}"`, r);
-  }
-  return path;
+  if (r.code !== 0) throw commandFailed(`Cannot bring lo up in netns "${name}"`, r);
 }

@@ -11,7 +11,7 @@ import type { Logger } from "../log.ts";
 import { fetchTrusting } from "../platform/fetch.ts";
 import { credentialsFor, dockerConfigPath, readDockerConfig } from "./docker_config.ts";
 import { importArchive, type ImportOptions, type ImportResult } from "./import.ts";
-import { hostPlatform, type Platform } from "./platform.ts";
+import { formatPlatform, hostPlatform, type Platform } from "./platform.ts";
 import { pullImage, type PullProgress, type PullResult } from "./pull.ts";
 import { parseReference } from "./reference.ts";
 import { endpointsFor, hostConfigFor, loadRegistriesConfig } from "./registries_config.ts";
@@ -80,6 +80,13 @@ export function createImageService(deps: {
     return { client, endpoints: (domain: string) => endpointsFor(registries, domain) };
   };
 
+  // What inspectImage found for an unpacked image, by namespace, name, platform and the record's
+  // target digest: what a digest names never changes, and while the record exists containerd's GC
+  // keeps its content and snapshots. Saves reading and parsing the manifest and config blobs
+  // (a few milliseconds) on every deploy and scale-up.
+  const inspected = new Map<string, StoredImage>();
+  const INSPECTED_MAX = 256;
+
   const pullDeps = async () => {
     const { client, endpoints } = await registryClient();
     return { ...containerdParts(containerd), registry: client, endpoints, log };
@@ -111,8 +118,20 @@ export function createImageService(deps: {
       const platform = opts.platform ?? hostPlatform();
       if (opts.policy !== "Always") {
         try {
+          const record = await containerd.images.get(opts.namespace, name);
+          const key = [opts.namespace, name, formatPlatform(platform), record.target.digest]
+            .join("\n");
+          const known = inspected.get(key);
+          if (known) return { ...known, pulled: false };
           const local = await inspectImage(containerd, opts.namespace, name, platform);
-          if (local.unpacked) return { ...local, pulled: false };
+          if (local.unpacked) {
+            if (local.target.digest === record.target.digest) {
+              if (inspected.size >= INSPECTED_MAX) inspected.delete(inspected.keys().next().value!);
+              const { unpacked: _, ...image } = local;
+              inspected.set(key, image);
+            }
+            return { ...local, pulled: false };
+          }
         } catch (err) {
           if (!(err instanceof NotFoundError)) throw err;
         }

@@ -194,9 +194,12 @@ export class FunctionManager {
 
   /** Deploys a new function (POST); AlreadyExistsError when it exists. */
   async deploy(body: unknown): Promise<void> {
+    const t0 = performance.now();
     const dep = validateDeployment(body, { defaultNamespace: DEFAULT_NAMESPACE });
     const namespace = dep.namespace ?? DEFAULT_NAMESPACE;
     await this.#deps.checkNamespace(namespace);
+    const t1 = performance.now();
+    let t2 = t1;
     const key = keyOf(dep.service, namespace);
     if (this.#fns.has(key)) {
       throw new AlreadyExistsError(
@@ -210,6 +213,7 @@ export class FunctionManager {
       await this.#locked(fn, async () => {
         await this.#deps.secrets.requireAll(namespace, dep.secrets ?? []);
         fn.image = await this.#image(dep, namespace);
+        t2 = performance.now();
         const count = Math.max(min, 1);
         const created = await Promise.all(
           Array.from(
@@ -220,7 +224,15 @@ export class FunctionManager {
         fn.replicas = created;
         if (min === 0) await this.#idle(fn);
       });
-      this.#log.info("deployed", { function: dep.service, namespace, replicas: min });
+      const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+      this.#log.info("deployed", {
+        function: dep.service,
+        namespace,
+        replicas: min,
+        checkMs: ms(t0, t1),
+        imageMs: ms(t1, t2),
+        replicasMs: ms(t2, performance.now()),
+      });
     } catch (err) {
       this.#fns.delete(key);
       await Promise.all(fn.replicas.map((r) => this.#destroy(r, 0)));

@@ -11,7 +11,7 @@ import { readCache } from "../cni/cache.ts";
 import { createExec } from "../cni/exec.ts";
 import { collectNetworkGarbage } from "../cni/gc.ts";
 import { enableIpForward } from "../cni/host.ts";
-import { createContainerNetns, deleteNetns, netnsPath } from "../cni/netns.ts";
+import { createNetns, deleteNetns, loopbackUp, netnsPath } from "../cni/netns.ts";
 import { ensureSubnetRules } from "../cni/subnet_rules.ts";
 import { Cni } from "../cni/plugins.ts";
 import type { Containerd } from "../containerd/client.ts";
@@ -111,8 +111,9 @@ export async function startProvider(opts: ProviderOptions) {
       del: (id, netns) => cni.del(id, netns),
       netnsPath: (id) => netnsPath(netnsPrefix + id),
       createNetns: async (id) => {
-        await createContainerNetns({ exec }, netnsPrefix + id);
+        await createNetns({ exec }, netnsPrefix + id);
       },
+      loopbackUp: (id) => loopbackUp({ exec }, netnsPrefix + id),
       removeNetns: async (id) => {
         await deleteNetns({ exec }, netnsPrefix + id);
       },

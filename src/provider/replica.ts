@@ -24,8 +24,10 @@ export interface Network {
   del(containerId: string, netnsPath: string): Promise<void>;
   /** The path a replica's pinned netns has (or will have); absent: runc creates one per task. */
   netnsPath?(networkId: string): string;
-  /** Creates the pinned netns with `lo` up; AlreadyExistsError when it exists. */
+  /** Creates the pinned netns; AlreadyExistsError when it exists. */
   createNetns?(networkId: string): Promise<void>;
+  /** Brings `lo` up in a pinned netns made by createNetns (before CNI ADD attaches it). */
+  loopbackUp?(networkId: string): Promise<void>;
   /** Removes the pinned netns; a missing one is fine. */
   removeNetns?(networkId: string): Promise<void>;
   /** The IP of a cached attachment, if any. */
@@ -154,7 +156,10 @@ export function setUpReplicaNetwork(
     if (!(err instanceof AlreadyExistsError)) throw err;
     fresh = false;
   });
+  // The task can be created once the netns exists; `lo` and the attachment only have to be
+  // there before it starts, so they run while containerd creates it.
   const ip = created.then(async () => {
+    if (fresh) await net.loopbackUp?.(ref.networkId);
     const cached = !fresh && opts.reuseIp ? await net.cachedIp?.(ref.networkId) : undefined;
     return cached ?? (await net.add(ref.networkId, ref.netns!)).ip;
   });

@@ -108,6 +108,13 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
       assert.equal((await invoke(app, fn, "/cgi-bin/secret?api-key")).text, "s3cr3t");
       const echoed = await invoke(app, fn, "/cgi-bin/echo", { method: "POST", body: "ping" });
       assert.equal(echoed.text, "ping");
+      // Its own network namespace has lo up (brought up while the task was being created).
+      const [task] = await client.tasks.list(ns);
+      const lo = await new Deno.Command("nsenter", {
+        args: ["-t", String(task.pid), "-n", "ip", "-o", "link", "show", "lo"],
+        stdout: "piped",
+      }).output();
+      assert.match(new TextDecoder().decode(lo.stdout), /<LOOPBACK,UP,LOWER_UP>/);
     });
 
     await t.step(
