@@ -80,10 +80,10 @@ export function createImageService(deps: {
     return { client, endpoints: (domain: string) => endpointsFor(registries, domain) };
   };
 
-  // What inspectImage found for an unpacked image, by namespace, name, platform and the record's
-  // target digest: what a digest names never changes, and while the record exists containerd's GC
-  // keeps its content and snapshots. Saves reading and parsing the manifest and config blobs
-  // (a few milliseconds) on every deploy and scale-up.
+  // What inspectImage last found for an unpacked image, by namespace, name and platform. It is
+  // used while the record still has the same target digest (what a digest names never changes)
+  // and the top snapshot is still there, both checked at once: that saves reading and parsing
+  // the manifest and config blobs (a few milliseconds) on every deploy and scale-up.
   const inspected = new Map<string, StoredImage>();
   const INSPECTED_MAX = 256;
 
@@ -118,18 +118,26 @@ export function createImageService(deps: {
       const platform = opts.platform ?? hostPlatform();
       if (opts.policy !== "Always") {
         try {
-          const record = await containerd.images.get(opts.namespace, name);
-          const key = [opts.namespace, name, formatPlatform(platform), record.target.digest]
-            .join("\n");
+          const key = [opts.namespace, name, formatPlatform(platform)].join("\n");
           const known = inspected.get(key);
-          if (known) return { ...known, pulled: false };
+          if (known) {
+            const [record, snapshot] = await Promise.allSettled([
+              containerd.images.get(opts.namespace, name),
+              known.chainId ? containerd.snapshots.stat(opts.namespace, known.chainId) : undefined,
+            ]);
+            if (
+              record.status === "fulfilled" && snapshot.status === "fulfilled" &&
+              record.value.target.digest === known.target.digest
+            ) {
+              return { ...known, pulled: false };
+            }
+            inspected.delete(key);
+          }
           const local = await inspectImage(containerd, opts.namespace, name, platform);
           if (local.unpacked) {
-            if (local.target.digest === record.target.digest) {
-              if (inspected.size >= INSPECTED_MAX) inspected.delete(inspected.keys().next().value!);
-              const { unpacked: _, ...image } = local;
-              inspected.set(key, image);
-            }
+            if (inspected.size >= INSPECTED_MAX) inspected.delete(inspected.keys().next().value!);
+            const { unpacked: _, ...image } = local;
+            inspected.set(key, image);
             return { ...local, pulled: false };
           }
         } catch (err) {
