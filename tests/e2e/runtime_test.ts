@@ -2,7 +2,8 @@
  * End-to-end: the OCI runtime the shim runs for replicas (`--runtime`). runc when asked for; with
  * `auto` (the default) crun when it is installed and can run on this host's cgroups, runc when not
  * (the reason logged); replicas of both kinds under one appliance, frozen and thawed; a bad
- * `--runtime` stops `faasd up` with a message naming it.
+ * `--runtime` stops `faasd up` with a message naming it. A tag pulled again with other content
+ * is what the next deploy uses (the appliance remembers images by digest).
  */
 
 import assert from "node:assert/strict";
@@ -83,11 +84,39 @@ Deno.test("runtime: runc on request, crun or runc by auto, both under one applia
         expected.options.binaryName ?? "runc",
       );
       await freezeAndThaw(app, "withauto", ns);
+      // The tag now names other content, pulled by the CLI: the appliance's next deploy must
+      // use it, not what it remembers of the tag's previous digest.
+      await pushImage(registry, "fn/rt", "1", functionImage("rt2"));
+      const pulled = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "main.ts",
+          "image",
+          "pull",
+          image,
+          "--namespace",
+          ns,
+          "--data-dir",
+          app.dataDir,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(pulled.code, 0, new TextDecoder().decode(pulled.stderr));
+      const retagged = await api(app, "POST", "/system/functions", {
+        service: "retagged",
+        image,
+        namespace: ns,
+      });
+      assert.equal(retagged.status, 202, retagged.text);
+      const fresh = await fetch(`${app.url}/function/retagged.${ns}/cgi-bin/version`);
+      assert.equal(await fresh.text(), "rt2\n");
       // The runc replica from before was re-adopted and still serves.
       const old = await fetch(`${app.url}/function/withrunc.${ns}/cgi-bin/version`);
       assert.equal(await old.text(), "rt\n");
       assert.equal(await shimRuntime(ns, "withrunc-1-0"), "runc");
-      for (const name of ["withrunc", "withauto"]) {
+      for (const name of ["withrunc", "withauto", "retagged"]) {
         const res = await api(app, "DELETE", `/system/functions?namespace=${ns}`, {
           functionName: name,
         });
