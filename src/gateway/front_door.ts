@@ -595,14 +595,21 @@ class Exchange {
     const { head, up, key } = res;
     const c = this.#c;
     const noBody = bodyless(this.#head.method, head.status);
-    // The client's connection closes after a body that ends with the replica's connection,
-    // when the client asked, and when the request body was not read to its end.
-    // The replica may answer before the whole body arrived: the rest goes on only until the
-    // answer is out, then both connections close.
-    const close = this.#head.close || (!noBody && head.closeDelimited) || !this.uploaded;
+    // A body that ends with the replica's connection (CGI behind busybox httpd) is sent on
+    // chunked, so the client's connection stays open; unless it came with a transfer coding of
+    // its own, when the client's connection ends with it.
+    let hasCoding = false;
+    for (const h of head.headers) if (h.name === "transfer-encoding") hasCoding = true;
+    const rechunk = !noBody && head.closeDelimited && !hasCoding;
+    // The client's connection also closes when the client asked, and when the request body was
+    // not read to its end (the replica answered early): the rest of the upload goes on only
+    // until the answer is out.
+    const close = this.#head.close || (!noBody && head.closeDelimited && !rechunk) ||
+      !this.uploaded;
     const base = this.#responseBase;
     let extra = `x-call-id: ${this.#callId}\r\nx-start-time: ${this.#startNs}\r\n` +
       `x-duration-seconds: ${((performance.now() - this.#started) / 1000).toFixed(6)}\r\n`;
+    if (rechunk) extra += "transfer-encoding: chunked\r\n";
     if (close) extra += "connection: close\r\n";
     extra += "\r\n";
     const line = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
@@ -667,11 +674,13 @@ class Exchange {
         reusable = false;
         for (;;) {
           if (up.start < up.end) {
-            await writeAll(c.tcp, up.buf.subarray(up.start, up.end));
+            const data = up.buf.subarray(up.start, up.end);
+            await writeAll(c.tcp, rechunk ? chunk(data) : data);
             up.start = up.end;
           }
           if (!(await fill(up, MAX_HEAD))) break;
         }
+        if (rechunk) await writeAll(c.tcp, LAST_CHUNK);
       }
     } catch (err) {
       closeQuietly(up.tcp);
@@ -730,6 +739,19 @@ class Exchange {
 /** A pooled connection ended before the first byte of its response. */
 class StaleConnection extends Error {
   override name = "StaleConnection";
+}
+
+const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");
+
+/** `data` as one chunk of a chunked body. */
+function chunk(data: Uint8Array): Uint8Array {
+  const size = `${data.length.toString(16)}\r\n`;
+  const out = new Uint8Array(size.length + data.length + 2);
+  writeLatin1(size, out, 0);
+  out.set(data, size.length);
+  out[out.length - 2] = 13;
+  out[out.length - 1] = 10;
+  return out;
 }
 
 /** Copies `from` to `to` until `from` ends, then ends `to`'s writing side. */

@@ -387,7 +387,7 @@ Deno.test("front door: everything else goes to the fallback router, the connecti
   ]);
 });
 
-Deno.test("front door: responses framed by the connection's end, from a raw upstream", async () => {
+Deno.test("front door: a body framed by the connection's end is sent on chunked", async () => {
   // An HTTP/1.0-style server: no length, the body ends when it closes the connection.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {
@@ -402,9 +402,18 @@ Deno.test("front door: responses framed by the connection's end, from a raw upst
   })();
   try {
     await using d = await door(to((listener.addr as Deno.NetAddr).port));
-    const text = await raw(d.port, "GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
-    assert.match(text, /connection: close\r\n\r\nuntil close$/);
+    // Sent on chunked: the client's connection stays open for the next request.
+    const text = await raw(
+      d.port,
+      "GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n" +
+        "GET /function/f/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    const one = "transfer-encoding: chunked\r\n\r\nb\r\nuntil close\r\n0\r\n\r\n";
+    assert.match(text, new RegExp(`^HTTP/1\\.1 200 OK\r\n[^]*${one}HTTP/1\\.1 200 OK\r\n`));
+    assert.match(
+      text,
+      /transfer-encoding: chunked\r\nconnection: close\r\n\r\nb\r\nuntil close\r\n0\r\n\r\n$/,
+    );
   } finally {
     listener.close();
     await serving.catch(() => {});
