@@ -60,6 +60,8 @@ export interface FrontDoorDeps {
   maxBodyBytes: number;
   /** Counts a call as started; the callback counts it with its status (invocation metrics). */
   begin(name: string, namespace: string): (status: number) => void;
+  /** How long a request head may take from its first byte (default HEAD_TIMEOUT_MS). */
+  headTimeoutMs?: number;
   /** Everything that is not a function call: the gateway's router. */
   fallback: (req: Request) => Response | Promise<Response>;
   log: Logger;
@@ -67,6 +69,8 @@ export interface FrontDoorDeps {
 
 /** Largest request or response head, in bytes (431 for a request, 502 for a response). */
 export const MAX_HEAD = 64 * 1024;
+/** A request head must have arrived whole this long after its first byte, or its connection closes. */
+export const HEAD_TIMEOUT_MS = 30_000;
 /** A pooled connection idle longer than this is not used for a request with a body. */
 const BODY_REUSE_MS = 1000;
 
@@ -131,8 +135,12 @@ export async function serveFrontDoor(deps: FrontDoorDeps, opts: ServeOptions): P
       let tcp: Deno.TcpConn;
       try {
         tcp = await listener.accept();
-      } catch {
-        return; // closed
+      } catch (err) {
+        if (opts.signal?.aborted || err instanceof Deno.errors.BadResource) return; // closed
+        // Out of file descriptors, say: the listener stays, and tries again shortly.
+        deps.log.warn("front door: accept failed", { err: String(err) });
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
       }
       door.open(tcp);
     }
@@ -156,8 +164,12 @@ export class FrontDoor {
   readonly #innerPort: number;
   readonly #pool = new UpstreamPool();
   readonly #deadlines = new Deadlines();
-  /** Connections waiting for (the rest of) a request head: closed at once on stop. */
-  readonly #idle = new Set<Deno.TcpConn>();
+  /**
+   * Connections waiting for (the rest of) a request head, and since when: closed at once on
+   * stop, and after HEAD_TIMEOUT_MS when part of a head has come (a slow client).
+   */
+  readonly #idle = new Map<Deno.TcpConn, { since: number; partial: boolean }>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   readonly #sessions = new Set<Promise<void>>();
   #stopping = false;
 
@@ -165,6 +177,16 @@ export class FrontDoor {
   constructor(deps: FrontDoorDeps, innerPort: number) {
     this.#deps = deps;
     this.#innerPort = innerPort;
+    const timeout = deps.headTimeoutMs ?? HEAD_TIMEOUT_MS;
+    this.#sweeper = setInterval(() => this.#closeSlowHeads(timeout), Math.min(1000, timeout / 4));
+    Deno.unrefTimer(this.#sweeper);
+  }
+
+  #closeSlowHeads(timeoutMs: number): void {
+    const now = performance.now();
+    for (const [tcp, { since, partial }] of this.#idle) {
+      if (partial && now - since > timeoutMs) closeQuietly(tcp);
+    }
   }
 
   /** Serves one accepted connection until it closes. */
@@ -172,6 +194,7 @@ export class FrontDoor {
     const s = this.#session(wire(tcp)).catch((err) => {
       this.#deps.log.warn("front door connection failed", { err: String(err) });
     }).finally(() => {
+      this.#idle.delete(tcp);
       closeQuietly(tcp);
       this.#sessions.delete(s);
     });
@@ -181,7 +204,8 @@ export class FrontDoor {
   /** Closes idle connections and waits for the others to finish their call. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    for (const tcp of this.#idle) closeQuietly(tcp);
+    clearInterval(this.#sweeper);
+    for (const tcp of this.#idle.keys()) closeQuietly(tcp);
     while (this.#sessions.size > 0) await Promise.all([...this.#sessions]);
     this.#pool.close();
   }
@@ -194,7 +218,14 @@ export class FrontDoor {
         // Bytes after c.start already searched (fill may move them to the front).
         const searched = Math.max(0, c.end - c.start - 2);
         if (this.#stopping) return;
-        this.#idle.add(c.tcp);
+        // Timed from the head's first byte: a head trickling in byte by byte ends in time too.
+        const waiting = this.#idle.get(c.tcp);
+        if (c.start === c.end || !waiting) {
+          this.#idle.set(c.tcp, { since: performance.now(), partial: c.start < c.end });
+        } else if (!waiting.partial) {
+          waiting.partial = true;
+          waiting.since = performance.now();
+        }
         let more: boolean;
         try {
           more = await fill(c, MAX_HEAD);
@@ -203,12 +234,11 @@ export class FrontDoor {
             await this.#answer(c, 431, `the request head is larger than ${MAX_HEAD} bytes`, true);
           }
           return; // HeadTooLarge answered, or the connection failed
-        } finally {
-          this.#idle.delete(c.tcp);
         }
         if (!more) return; // the client closed (a partial head is dropped)
         at = findHeadEnd(c.buf, c.start, c.end, c.start + searched);
       }
+      this.#idle.delete(c.tcp);
       let head: RequestHead;
       try {
         head = parseRequestHead(decodeLatin1(c.buf.subarray(c.start, at.end)));
@@ -256,7 +286,9 @@ export class FrontDoor {
     }
     inner.setNoDelay(true);
     try {
-      await writeAll(inner, c.buf.subarray(c.start, c.end));
+      if (!(await writeAll(inner, c.buf.subarray(c.start, c.end)).then(() => true, () => false))) {
+        return;
+      }
       c.start = c.end = 0;
       await Promise.all([pipe(c.tcp, inner, c.buf), pipe(inner, c.tcp, new Uint8Array(16384))]);
     } finally {

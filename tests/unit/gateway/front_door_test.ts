@@ -298,6 +298,27 @@ Deno.test("front door: a slow partial head holds only its own connection", async
   }
 });
 
+Deno.test("front door: a head not whole in time closes its connection; idle ones stay", async () => {
+  await using up = upstream(() => new Response("ok"));
+  await using d = await door(to(up.port), { headTimeoutMs: 200 });
+  const slow = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  const idle = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  try {
+    await slow.write(enc.encode("GET /function/f/ HTTP/1.1\r\nHo"));
+    const t0 = performance.now();
+    assert.equal(await readAll(slow), "");
+    assert.ok(performance.now() - t0 >= 150, "not before the timeout");
+    // The idle connection (no byte sent) was left open all along.
+    await idle.write(
+      enc.encode("GET /function/f/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+    );
+    assert.match(await readAll(idle), /^HTTP\/1\.1 200 OK[^]*ok$/);
+  } finally {
+    slow.close();
+    idle.close();
+  }
+});
+
 Deno.test("front door: 404, 503, 502 naming the cause, and 504 at the upstream timeout", async () => {
   let release: () => void = () => {};
   const hung = new Promise<void>((r) => release = r);
