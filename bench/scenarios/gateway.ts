@@ -3,10 +3,11 @@
  * with a keep-alive function (tests/fixtures/keepalive_image.ts: a static C HTTP/1.1 server that
  * keeps connections open), so that neither path pays for a new TCP connection per request.
  * Measured in the same run: one connection, sequential GETs, direct to the replica's IP vs
- * through `/function/NAME.NS/` (p50/p99 and the paired difference); `wrk` at 16 connections both
- * ways; POST /async-function/ → 202 per second against POST /function/; the appliance's idle
- * memory. Everything is removed at the end, and checked, as in the
- * provider scenario.
+ * through `/function/NAME.NS/` (p50/p99 and the paired difference), and through two floors (a
+ * bare Deno.serve → fetch proxy, and a Deno TCP relay that parses nothing); `wrk` at 16
+ * connections both ways; POST /async-function/ → 202 per second against POST /function/; the
+ * appliance's idle memory. Everything is removed at the end, and checked, as in the provider
+ * scenario.
  */
 
 import { randomBytes } from "node:crypto";
@@ -212,25 +213,73 @@ async function latencyFigures(env: Env): Promise<Figure[]> {
   ];
 }
 
-/**
- * The same sequential GETs through a bare Deno proxy (Deno.serve → fetch → Response, nothing
- * else) in a process of its own, against direct in the same run: how much any Deno proxy adds on
- * this machine, the floor the gateway's added latency is compared with.
- */
-async function bareProxyFigures(env: Env): Promise<Figure[]> {
-  const n = env.ctx.iterations(2000);
-  const warmup = Math.max(warmupFor(n), 200);
-  const script = await Deno.makeTempFile({ suffix: ".ts" });
-  await Deno.writeTextFile(
-    script,
-    `const upstream = Deno.args[0];
+// A bare Deno proxy: Deno.serve → fetch → Response, nothing else.
+const BARE_PROXY = `const upstream = Deno.args[0];
 Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log(port) }, async (req) => {
   const u = new URL(req.url);
   const res = await fetch(upstream + u.pathname + u.search, { method: req.method, headers: req.headers });
   return new Response(res.body, { status: res.status, headers: res.headers });
 });
-`,
-  );
+`;
+
+// A Deno TCP relay: each client connection gets its own connection to the replica and bytes are
+// copied both ways with conn.read/conn.write, no HTTP parsed at all: the floor of any proxy
+// written in Deno on this machine (the front door parses, routes and pools on top of this).
+const TCP_RELAY = `const [host, port] = Deno.args[0].slice("http://".length).split(":");
+async function pump(a, b) {
+  const buf = new Uint8Array(65536);
+  try {
+    for (;;) {
+      const n = await a.read(buf);
+      if (n === null) break;
+      for (let o = 0; o < n;) o += await b.write(buf.subarray(o, n));
+    }
+  } catch { /* closed */ }
+  try { b.close(); } catch { /* closed */ }
+}
+const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+console.log(l.addr.port);
+for await (const c of l) {
+  c.setNoDelay(true);
+  const u = await Deno.connect({ hostname: host, port: Number(port) });
+  u.setNoDelay(true);
+  pump(c, u);
+  pump(u, c);
+}
+`;
+
+/**
+ * The same sequential GETs through a bare Deno proxy (Deno.serve → fetch → Response) and through
+ * a Deno TCP relay, each in a process of its own, against direct in the same run: how much any
+ * Deno proxy adds on this machine, the floors the gateway's added latency is compared with.
+ */
+async function bareProxyFigures(env: Env): Promise<Figure[]> {
+  return [
+    ...await floorFigures(
+      env,
+      "bare Deno proxy",
+      BARE_PROXY,
+      "bare Deno proxy added p50 ms (paired; Deno.serve → fetch)",
+    ),
+    ...await floorFigures(
+      env,
+      "Deno TCP relay",
+      TCP_RELAY,
+      "Deno TCP relay added p50 ms (paired; no HTTP parsing, the floor)",
+    ),
+  ];
+}
+
+async function floorFigures(
+  env: Env,
+  label: string,
+  source: string,
+  fact: string,
+): Promise<Figure[]> {
+  const n = env.ctx.iterations(2000);
+  const warmup = Math.max(warmupFor(n), 200);
+  const script = await Deno.makeTempFile({ suffix: ".js" });
+  await Deno.writeTextFile(script, source);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `--v8-flags=${APPLIANCE_V8_FLAGS}`, script, `http://${env.ip}:8080`],
     stdout: "piped",
@@ -240,29 +289,33 @@ Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     const { value } = await reader.read();
     reader.releaseLock();
-    const bareUrl = `http://127.0.0.1:${Number(value?.trim())}/`;
+    const proxyUrl = `http://127.0.0.1:${Number(value?.trim())}/`;
     const directUrl = `http://${env.ip}:8080/`;
-    env.ctx.log(`bare Deno proxy ${bareUrl}: keep-alive GETs × ${n} each, alternating with direct`);
+    env.ctx.log(`${label} ${proxyUrl}: keep-alive GETs × ${n} each, alternating with direct`);
     const diff: number[] = [];
-    const bare: number[] = [];
+    const through: number[] = [];
     for (let i = 0; i < warmup + n; i++) {
-      const d = await timedGet(directUrl);
-      const b = await timedGet(bareUrl);
+      let d: number, b: number;
+      if (i % 2 === 0) {
+        d = await timedGet(directUrl);
+        b = await timedGet(proxyUrl);
+      } else {
+        b = await timedGet(proxyUrl);
+        d = await timedGet(directUrl);
+      }
       if (i < warmup) continue;
-      bare.push(b);
+      through.push(b);
       diff.push(b - d);
     }
-    env.ctx.facts["bare Deno proxy added p50 ms (paired; the floor for the gateway)"] = median(
-      diff,
-    ).toFixed(3);
+    env.ctx.facts[fact] = median(diff).toFixed(3);
     return [
       {
-        name: "keep-alive GET through a bare Deno proxy (1 connection)",
+        name: `keep-alive GET through a ${label} (1 connection)`,
         unit: "ms",
-        samples: bare,
+        samples: through,
         baseline: DIRECT,
       },
-      { name: "bare Deno proxy added latency (paired: proxy − direct)", unit: "ms", samples: diff },
+      { name: `${label} added latency (paired: proxy − direct)`, unit: "ms", samples: diff },
     ];
   } finally {
     child.kill("SIGTERM");
