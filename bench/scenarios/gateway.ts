@@ -126,7 +126,6 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
       await treeRssKb(pid),
     );
     figures.push(...await latencyFigures(env));
-    figures.push(...await bareProxyFigures(env));
     figures.push(...await throughputFigures(env));
     await settle();
     ctx.facts["appliance RSS after the load MB (all its processes)"] = mb(await treeRssKb(pid));
@@ -161,32 +160,38 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
 }
 
 /**
- * Sequential GETs on one kept-alive connection each way (Deno's fetch pools per origin), direct
- * and through the gateway alternately, which one first alternating too.
+ * Sequential GETs on one kept-alive connection each way (Deno's fetch pools per origin): direct,
+ * through the gateway, and through the two floors (a bare Deno proxy and a Deno TCP relay, each
+ * in a process of its own), interleaved in one loop whose order rotates, so that the machine's
+ * load (shared with other sessions) weighs on all four alike.
  */
 async function latencyFigures(env: Env): Promise<Figure[]> {
   const n = env.ctx.iterations(2000);
   const warmup = Math.max(warmupFor(n), 200);
   const directUrl = `http://${env.ip}:8080/`;
   const gatewayUrl = `${env.app.url}/function/${FN}.${env.ns}/`;
-  env.ctx.log(`keep-alive GETs × ${n} each, alternating: ${directUrl} and ${gatewayUrl}`);
-  const direct: number[] = [];
-  const gateway: number[] = [];
-  const diff: number[] = [];
+  await using bare = await floorProxy(BARE_PROXY, directUrl);
+  await using relay = await floorProxy(TCP_RELAY, directUrl);
+  env.ctx.log(
+    `keep-alive GETs × ${n} each, interleaved: ${directUrl}, ${gatewayUrl}, ` +
+      `bare Deno proxy ${bare.url}, Deno TCP relay ${relay.url}`,
+  );
+  const urls = [directUrl, gatewayUrl, bare.url, relay.url];
+  const samples: number[][] = [[], [], [], []];
+  const diffs: number[][] = [[], [], [], []];
+  const t = [0, 0, 0, 0];
   for (let i = 0; i < warmup + n; i++) {
-    let d: number, g: number;
-    if (i % 2 === 0) {
-      d = await timedGet(directUrl);
-      g = await timedGet(gatewayUrl);
-    } else {
-      g = await timedGet(gatewayUrl);
-      d = await timedGet(directUrl);
+    for (let k = 0; k < 4; k++) {
+      const j = (i + k) % 4;
+      t[j] = await timedGet(urls[j]);
     }
     if (i < warmup) continue;
-    direct.push(d);
-    gateway.push(g);
-    diff.push(g - d);
+    for (let j = 0; j < 4; j++) {
+      samples[j].push(t[j]);
+      diffs[j].push(t[j] - t[0]);
+    }
   }
+  const [direct, gateway, bareS, relayS] = samples;
   const f = env.ctx.facts;
   const p = (xs: number[], q: number) => percentile(xs, q).toFixed(3);
   f["keep-alive GET direct p50 / p99 ms"] = `${median(direct).toFixed(3)} / ${p(direct, 99)}`;
@@ -195,11 +200,15 @@ async function latencyFigures(env: Env): Promise<Figure[]> {
     (median(gateway) - median(direct)).toFixed(3);
   f["gateway added p99 ms (p99 gateway − p99 direct; target ≤ 2)"] =
     (percentile(gateway, 99) - percentile(direct, 99)).toFixed(3);
-  f["gateway added p99 ms (p99 of paired differences)"] = p(diff, 99);
+  f["gateway added p99 ms (p99 of paired differences)"] = p(diffs[1], 99);
+  f["bare Deno proxy added p50 ms (median − median; Deno.serve → fetch)"] =
+    (median(bareS) - median(direct)).toFixed(3);
+  f["Deno TCP relay added p50 ms (median − median; no HTTP parsed, the floor)"] =
+    (median(relayS) - median(direct)).toFixed(3);
   env.ctx.log(
     `latency: direct ${f["keep-alive GET direct p50 / p99 ms"]}, gateway ${
       f["keep-alive GET gateway p50 / p99 ms"]
-    }`,
+    }, bare proxy ${median(bareS).toFixed(3)}, relay ${median(relayS).toFixed(3)}`,
   );
   return [
     { name: DIRECT, unit: "ms", samples: direct },
@@ -209,7 +218,29 @@ async function latencyFigures(env: Env): Promise<Figure[]> {
       samples: gateway,
       baseline: DIRECT,
     },
-    { name: "gateway added latency (paired: gateway − direct)", unit: "ms", samples: diff },
+    { name: "gateway added latency (paired: gateway − direct)", unit: "ms", samples: diffs[1] },
+    {
+      name: "keep-alive GET through a bare Deno proxy (1 connection)",
+      unit: "ms",
+      samples: bareS,
+      baseline: DIRECT,
+    },
+    {
+      name: "bare Deno proxy added latency (paired: proxy − direct)",
+      unit: "ms",
+      samples: diffs[2],
+    },
+    {
+      name: "keep-alive GET through a Deno TCP relay (1 connection)",
+      unit: "ms",
+      samples: relayS,
+      baseline: DIRECT,
+    },
+    {
+      name: "Deno TCP relay added latency (paired: relay − direct)",
+      unit: "ms",
+      samples: diffs[3],
+    },
   ];
 }
 
@@ -217,7 +248,7 @@ async function latencyFigures(env: Env): Promise<Figure[]> {
 const BARE_PROXY = `const upstream = Deno.args[0];
 Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log(port) }, async (req) => {
   const u = new URL(req.url);
-  const res = await fetch(upstream + u.pathname + u.search, { method: req.method, headers: req.headers });
+  const res = await fetch(upstream + u.pathname.slice(1) + u.search, { method: req.method, headers: req.headers });
   return new Response(res.body, { status: res.status, headers: res.headers });
 });
 `;
@@ -225,7 +256,7 @@ Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log
 // A Deno TCP relay: each client connection gets its own connection to the replica and bytes are
 // copied both ways with conn.read/conn.write, no HTTP parsed at all: the floor of any proxy
 // written in Deno on this machine (the front door parses, routes and pools on top of this).
-const TCP_RELAY = `const [host, port] = Deno.args[0].slice("http://".length).split(":");
+const TCP_RELAY = `const [host, port] = new URL(Deno.args[0]).host.split(":");
 async function pump(a, b) {
   const buf = new Uint8Array(65536);
   try {
@@ -248,80 +279,31 @@ for await (const c of l) {
 }
 `;
 
-/**
- * The same sequential GETs through a bare Deno proxy (Deno.serve → fetch → Response) and through
- * a Deno TCP relay, each in a process of its own, against direct in the same run: how much any
- * Deno proxy adds on this machine, the floors the gateway's added latency is compared with.
- */
-async function bareProxyFigures(env: Env): Promise<Figure[]> {
-  return [
-    ...await floorFigures(
-      env,
-      "bare Deno proxy",
-      BARE_PROXY,
-      "bare Deno proxy added p50 ms (paired; Deno.serve → fetch)",
-    ),
-    ...await floorFigures(
-      env,
-      "Deno TCP relay",
-      TCP_RELAY,
-      "Deno TCP relay added p50 ms (paired; no HTTP parsing, the floor)",
-    ),
-  ];
-}
-
-async function floorFigures(
-  env: Env,
-  label: string,
-  source: string,
-  fact: string,
-): Promise<Figure[]> {
-  const n = env.ctx.iterations(2000);
-  const warmup = Math.max(warmupFor(n), 200);
+/** Runs a floor proxy (`source`, JavaScript) in a process of its own, in front of `upstream`. */
+async function floorProxy(source: string, upstream: string) {
   const script = await Deno.makeTempFile({ suffix: ".js" });
   await Deno.writeTextFile(script, source);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `--v8-flags=${APPLIANCE_V8_FLAGS}`, script, `http://${env.ip}:8080`],
+    args: ["run", "-A", `--v8-flags=${APPLIANCE_V8_FLAGS}`, script, upstream],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const { value } = await reader.read();
-    reader.releaseLock();
-    const proxyUrl = `http://127.0.0.1:${Number(value?.trim())}/`;
-    const directUrl = `http://${env.ip}:8080/`;
-    env.ctx.log(`${label} ${proxyUrl}: keep-alive GETs × ${n} each, alternating with direct`);
-    const diff: number[] = [];
-    const through: number[] = [];
-    for (let i = 0; i < warmup + n; i++) {
-      let d: number, b: number;
-      if (i % 2 === 0) {
-        d = await timedGet(directUrl);
-        b = await timedGet(proxyUrl);
-      } else {
-        b = await timedGet(proxyUrl);
-        d = await timedGet(directUrl);
-      }
-      if (i < warmup) continue;
-      through.push(b);
-      diff.push(b - d);
-    }
-    env.ctx.facts[fact] = median(diff).toFixed(3);
-    return [
-      {
-        name: `keep-alive GET through a ${label} (1 connection)`,
-        unit: "ms",
-        samples: through,
-        baseline: DIRECT,
-      },
-      { name: `${label} added latency (paired: proxy − direct)`, unit: "ms", samples: diff },
-    ];
-  } finally {
+  const stop = async () => {
     child.kill("SIGTERM");
     await child.status;
     await child.stdout.cancel().catch(() => {});
     await Deno.remove(script).catch(() => {});
+  };
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const { value } = await reader.read();
+    reader.releaseLock();
+    const port = Number(value?.trim());
+    if (!port) throw new Error(`the floor proxy printed no port: ${value}`);
+    return { url: `http://127.0.0.1:${port}/`, [Symbol.asyncDispose]: stop };
+  } catch (err) {
+    await stop();
+    throw err;
   }
 }
 
