@@ -71,6 +71,8 @@ export interface FrontDoorDeps {
 export const MAX_HEAD = 64 * 1024;
 /** A request head must have arrived whole this long after its first byte, or its connection closes. */
 export const HEAD_TIMEOUT_MS = 30_000;
+/** The pool key of connections to the router behind the front door. */
+const ROUTER = "router";
 /** A pooled connection idle longer than this is not used for a request with a body. */
 const BODY_REUSE_MS = 1000;
 
@@ -252,7 +254,13 @@ export class FrontDoor {
         ? parseFunctionPath("function", head.target.split("?", 1)[0])
         : undefined;
       if (!target) {
-        // Handed over with the rest of the connection, this head included.
+        if (head.minor === 1 && !head.upgrade && !head.otherEncoding && !head.expect) {
+          // One request for the router; the connection stays ours (function calls that follow
+          // on it take the fast path).
+          if (!(await this.#viaRouter(c, head, at.body)) || this.#stopping) return;
+          continue;
+        }
+        // HTTP/1.0, upgrades, Expect: handed over with the rest of the connection.
         await this.#handOver(c);
         return;
       }
@@ -272,6 +280,101 @@ export class FrontDoor {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * Forwards one request as it came (head and body) to the router behind the front door over a
+   * pooled connection, and its answer back as it came; whether the client's connection can carry
+   * another request.
+   */
+  async #viaRouter(c: Wire, head: RequestHead, bodyStart: number): Promise<boolean> {
+    const headBytes = c.buf.slice(c.start, bodyStart);
+    c.start = bodyStart;
+    let uploaded = !head.chunked && head.contentLength <= 0;
+    let first: Uint8Array = headBytes;
+    let left = head.contentLength;
+    if (!uploaded && !head.chunked) {
+      const sent = Math.min(left, c.end - c.start);
+      first = new Uint8Array(headBytes.length + sent);
+      first.set(headBytes);
+      first.set(c.buf.subarray(c.start, c.start + sent), headBytes.length);
+      c.start += sent;
+      left -= sent;
+      uploaded = left === 0;
+    }
+    for (let attempt = 0;; attempt++) {
+      const pooled = this.#pool.take(ROUTER, uploaded ? undefined : BODY_REUSE_MS);
+      let inner: Wire;
+      try {
+        inner = pooled ??
+          wire(await Deno.connect({ hostname: "127.0.0.1", port: this.#innerPort }));
+      } catch (err) {
+        await this.#answer(c, 503, `the gateway is stopping: ${(err as Error).message}`, true);
+        return false;
+      }
+      let uploadError: unknown;
+      let upload: Promise<void> | undefined;
+      let stop: (err: Error) => void = () => {};
+      let answered = false;
+      try {
+        await writeAll(inner.tcp, first);
+        if (!uploaded) {
+          const aborted = new Promise<never>((_, reject) => stop = reject);
+          aborted.catch(() => {});
+          upload = streamBody(c, inner, head.chunked, left, Infinity, aborted).then(
+            () => void (uploaded = true),
+            (err) => {
+              uploadError = err;
+              closeQuietly(inner.tcp);
+            },
+          );
+        }
+        let res: ResponseHead;
+        let at: { end: number; body: number };
+        for (;;) {
+          const found = await readHead(inner);
+          if (!found) {
+            await upload;
+            if (uploadError !== undefined) throw uploadError;
+            throw new StaleConnection();
+          }
+          at = found;
+          res = parseResponseHead(decodeLatin1(inner.buf.subarray(inner.start, at.end)));
+          if (res.status >= 200) break;
+          inner.start = at.body; // an interim answer the client did not ask for
+        }
+        // The head as it came, with the body when it is all here already: one write.
+        const noBody = bodyless(head.method, res.status);
+        const inline = noBody || res.contentLength < 0
+          ? 0
+          : Math.min(res.contentLength, inner.end - at.body);
+        answered = true;
+        await writeAll(c.tcp, inner.buf.subarray(inner.start, at.body + inline));
+        inner.start = at.body + inline;
+        if (!noBody) await copyBody(inner, c.tcp, res, inline);
+        const reuse = !res.close && uploaded;
+        if (reuse) this.#pool.give(ROUTER, inner);
+        else closeQuietly(inner.tcp);
+        return reuse && !head.close;
+      } catch (err) {
+        closeQuietly(inner.tcp);
+        if (
+          err instanceof StaleConnection && pooled && attempt === 0 && uploadError === undefined &&
+          !upload
+        ) {
+          continue;
+        }
+        if (answered) return false; // the answer broke off: only closing can say so
+        if (err instanceof WireError && uploadError === err) {
+          await this.#answer(c, err.status, err.message, true);
+        } else if (err instanceof StaleConnection || err instanceof WireError) {
+          await this.#answer(c, 502, "the gateway's router broke the connection", true);
+        }
+        return false;
+      } finally {
+        stop(new Error("done"));
+      }
     }
   }
 
@@ -464,7 +567,9 @@ class Exchange {
         if (!this.uploaded && !this.#upload) {
           this.#aborted = new Promise<never>((_, reject) => this.#abort = reject);
           this.#aborted.catch(() => {});
-          this.#upload = this.#sendBody(up, head.contentLength - sent).then(
+          const limit = this.#door.internals.deps.maxBodyBytes;
+          const left = head.contentLength - sent;
+          this.#upload = streamBody(c, up, head.chunked, left, limit, this.#aborted).then(
             () => void (this.uploaded = true),
             (err) => {
               this.#uploadError = err;
@@ -532,35 +637,6 @@ class Exchange {
     }
     writeLatin1(extra, out, at);
     return out;
-  }
-
-  /** Streams the rest of the request body from the client to the replica. */
-  async #sendBody(up: Wire, lengthLeft: number): Promise<void> {
-    const c = this.#c;
-    const limit = this.#door.internals.deps.maxBodyBytes;
-    const scanner = this.#head.chunked ? new ChunkedScanner() : undefined;
-    let left = lengthLeft;
-    for (;;) {
-      if (c.start < c.end) {
-        let n: number;
-        if (scanner) {
-          n = scanner.scan(c.buf, c.start, c.end);
-          if (scanner.dataBytes > limit) {
-            throw new PayloadTooLargeError(
-              `request body is larger than the limit of ${limit} bytes`,
-            );
-          }
-        } else {
-          n = Math.min(left, c.end - c.start);
-          left -= n;
-        }
-        await writeAll(up.tcp, c.buf.subarray(c.start, c.start + n));
-        c.start += n;
-        if (scanner ? scanner.done : left === 0) return;
-      }
-      const more = await Promise.race([fill(c, MAX_HEAD), this.#aborted!]);
-      if (!more) throw new WireError(400, "the request body ended early");
-    }
   }
 
   /** Reads the replica's response head (interim 1xx answers skipped). */
@@ -771,6 +847,90 @@ class Exchange {
 /** A pooled connection ended before the first byte of its response. */
 class StaleConnection extends Error {
   override name = "StaleConnection";
+}
+
+/** Reads until a response head is complete; undefined when the connection ends before. */
+async function readHead(w: Wire): Promise<{ end: number; body: number } | undefined> {
+  let at = findHeadEnd(w.buf, w.start, w.end);
+  while (!at) {
+    const searched = Math.max(0, w.end - w.start - 2);
+    if (!(await fill(w, MAX_HEAD))) return undefined;
+    at = findHeadEnd(w.buf, w.start, w.end, w.start + searched);
+  }
+  return at;
+}
+
+/**
+ * Copies a request body from the client to `to`: `left` more bytes, or chunked until its last
+ * chunk (passed on as it came), counting the payload against `limit`. Reads from the client race
+ * `aborted`.
+ */
+async function streamBody(
+  c: Wire,
+  to: Wire,
+  chunked: boolean,
+  left: number,
+  limit: number,
+  aborted: Promise<never>,
+): Promise<void> {
+  const scanner = chunked ? new ChunkedScanner() : undefined;
+  for (;;) {
+    if (c.start < c.end) {
+      let n: number;
+      if (scanner) {
+        n = scanner.scan(c.buf, c.start, c.end);
+        if (scanner.dataBytes > limit) {
+          throw new PayloadTooLargeError(`request body is larger than the limit of ${limit} bytes`);
+        }
+      } else {
+        n = Math.min(left, c.end - c.start);
+        left -= n;
+      }
+      await writeAll(to.tcp, c.buf.subarray(c.start, c.start + n));
+      c.start += n;
+      if (scanner ? scanner.done : left === 0) return;
+    }
+    const more = await Promise.race([fill(c, MAX_HEAD), aborted]);
+    if (!more) throw new WireError(400, "the request body ended early");
+  }
+}
+
+/**
+ * Copies a response body (after `inline` bytes already sent) as it came: by Content-Length,
+ * chunked, or until the connection ends.
+ */
+async function copyBody(from: Wire, to: Deno.TcpConn, res: ResponseHead, inline: number) {
+  if (res.chunked) {
+    const scanner = new ChunkedScanner();
+    for (;;) {
+      if (from.start < from.end) {
+        const n = scanner.scan(from.buf, from.start, from.end);
+        await writeAll(to, from.buf.subarray(from.start, from.start + n));
+        from.start += n;
+        if (scanner.done) return;
+      }
+      if (!(await fill(from, MAX_HEAD))) throw new WireError(502, "chunked body ended early");
+    }
+  } else if (res.contentLength >= 0) {
+    let left = res.contentLength - inline;
+    while (left > 0) {
+      if (from.start === from.end && !(await fill(from, MAX_HEAD))) {
+        throw new WireError(502, "body ended early");
+      }
+      const n = Math.min(left, from.end - from.start);
+      await writeAll(to, from.buf.subarray(from.start, from.start + n));
+      from.start += n;
+      left -= n;
+    }
+  } else {
+    for (;;) {
+      if (from.start < from.end) {
+        await writeAll(to, from.buf.subarray(from.start, from.end));
+        from.start = from.end;
+      }
+      if (!(await fill(from, MAX_HEAD))) return;
+    }
+  }
 }
 
 const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");

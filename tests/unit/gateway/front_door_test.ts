@@ -389,21 +389,29 @@ Deno.test("front door: everything else goes to the fallback router, the connecti
     "GET /function/f/../g/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
   );
   assert.match(dots, /fallback GET \/function\/g\/$/);
-  // A function call first, then another route on the same connection.
+  // Requests for the router and function calls mixed on one connection: each goes its own way,
+  // and the function call after an API call still takes the fast path (it is counted).
   const mixed = await raw(
     d.port,
     "GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n" +
+      "POST /system/x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab" +
+      "GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n" +
       "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
   );
-  const [a, b] = responses(mixed);
-  assert.equal(a.body, "fn");
-  assert.equal(b.body, "fallback GET /healthz");
+  assert.deepEqual(responses(mixed).map((r) => r.body), [
+    "fn",
+    "fallback POST /system/x",
+    "fn",
+    "fallback GET /healthz",
+  ]);
+  assert.equal(d.counted.length, 2);
   assert.deepEqual(d.fallbackSeen, [
     "GET /system/functions",
     "POST /async-function/f",
     "GET /function/f/",
     "GET /function/f/",
     "GET /function/g/",
+    "POST /system/x",
     "GET /healthz",
   ]);
 });
