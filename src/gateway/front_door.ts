@@ -71,6 +71,13 @@ export interface FrontDoorDeps {
 export const MAX_HEAD = 64 * 1024;
 /** A request head must have arrived whole this long after its first byte, or its connection closes. */
 export const HEAD_TIMEOUT_MS = 30_000;
+/** Headers of an in-process answer the front door sets itself. */
+const IN_PROCESS_DROP = new Set([
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+]);
 /** The pool key of connections to the router behind the front door. */
 const ROUTER = "router";
 /** A pooled connection idle longer than this is not used for a request with a body. */
@@ -256,8 +263,15 @@ export class FrontDoor {
       if (!target) {
         if (head.minor === 1 && !head.upgrade && !head.otherEncoding && !head.expect) {
           // One request for the router; the connection stays ours (function calls that follow
-          // on it take the fast path).
-          if (!(await this.#viaRouter(c, head, at.body)) || this.#stopping) return;
+          // on it take the fast path). An async call whose body is all here is handed to the
+          // router in-process (no loopback hop: async accept is CPU-bound).
+          const direct = head.method === "POST" && !head.chunked &&
+            head.target.startsWith("/async-function/") &&
+            c.end - at.body >= Math.max(0, head.contentLength);
+          const keep = direct
+            ? await this.#inProcess(c, head, at.body)
+            : await this.#viaRouter(c, head, at.body);
+          if (!keep || this.#stopping) return;
           continue;
         }
         // HTTP/1.0, upgrades, Expect: handed over with the rest of the connection.
@@ -281,6 +295,57 @@ export class FrontDoor {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Answers one request whose body is all in the buffer by calling the router in-process, its
+   * answer read whole (async calls answer 202 or an error, a few bytes); falls back to
+   * forwarding when the request cannot be made into a `Request`.
+   */
+  async #inProcess(c: Wire, head: RequestHead, bodyStart: number): Promise<boolean> {
+    const length = Math.max(0, head.contentLength);
+    let req: Request;
+    try {
+      const headers = new Headers();
+      for (const h of head.headers) headers.append(h.name, h.value);
+      req = new Request(`http://${head.host || "localhost"}${head.target}`, {
+        method: head.method,
+        headers,
+        body: length > 0 ? c.buf.slice(bodyStart, bodyStart + length) : undefined,
+      });
+    } catch {
+      return await this.#viaRouter(c, head, bodyStart);
+    }
+    c.start = bodyStart + length;
+    let status = 500;
+    let statusText = "";
+    let out: [string, string][] = [["content-type", "text/plain"]];
+    let body: Uint8Array = new TextEncoder().encode("internal error, see the faasd log\n");
+    try {
+      const res = await this.#deps.fallback(req);
+      body = new Uint8Array(await res.arrayBuffer());
+      status = res.status;
+      statusText = res.statusText;
+      out = [...res.headers].filter(([k]) => !IN_PROCESS_DROP.has(k));
+    } catch (err) {
+      this.#deps.log.error("request failed", { err });
+    }
+    let text = `HTTP/1.1 ${status} ${statusText}\r\n`;
+    for (const [k, v] of out) text += `${k}: ${v}\r\n`;
+    const noBody = bodyless(head.method, status);
+    if (!noBody) text += `content-length: ${body.length}\r\n`;
+    if (head.close) text += "connection: close\r\n";
+    text += "\r\n";
+    const bytes = new TextEncoder().encode(text);
+    const all = new Uint8Array(bytes.length + (noBody ? 0 : body.length));
+    all.set(bytes);
+    if (!noBody) all.set(body, bytes.length);
+    try {
+      await writeAll(c.tcp, all);
+    } catch {
+      return false;
+    }
+    return !head.close;
   }
 
   /**

@@ -395,12 +395,14 @@ Deno.test("front door: everything else goes to the fallback router, the connecti
     d.port,
     "GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n" +
       "POST /system/x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab" +
+      "POST /async-function/g HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nz" +
       "GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n" +
       "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
   );
   assert.deepEqual(responses(mixed).map((r) => r.body), [
     "fn",
     "fallback POST /system/x",
+    "fallback POST /async-function/g",
     "fn",
     "fallback GET /healthz",
   ]);
@@ -412,6 +414,7 @@ Deno.test("front door: everything else goes to the fallback router, the connecti
     "GET /function/f/",
     "GET /function/g/",
     "POST /system/x",
+    "POST /async-function/g",
     "GET /healthz",
   ]);
 });
