@@ -3,10 +3,11 @@
  * with a keep-alive function (tests/fixtures/keepalive_image.ts: a static C HTTP/1.1 server that
  * keeps connections open), so that neither path pays for a new TCP connection per request.
  * Measured in the same run: one connection, sequential GETs, direct to the replica's IP vs
- * through `/function/NAME.NS/` (p50/p99 and the paired difference); `wrk` at 16 connections both
- * ways; POST /async-function/ → 202 per second against POST /function/; the appliance's idle
- * memory. Everything is removed at the end, and checked, as in the
- * provider scenario.
+ * through `/function/NAME.NS/` (p50/p99 and the paired difference), and through two floors (a
+ * bare Deno.serve → fetch proxy, and a Deno TCP relay that parses nothing); `wrk` at 16
+ * connections both ways; POST /async-function/ → 202 per second against POST /function/; the
+ * appliance's idle memory. Everything is removed at the end, and checked, as in the provider
+ * scenario.
  */
 
 import { randomBytes } from "node:crypto";
@@ -125,7 +126,6 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
       await treeRssKb(pid),
     );
     figures.push(...await latencyFigures(env));
-    figures.push(...await bareProxyFigures(env));
     figures.push(...await throughputFigures(env));
     await settle();
     ctx.facts["appliance RSS after the load MB (all its processes)"] = mb(await treeRssKb(pid));
@@ -160,32 +160,50 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
 }
 
 /**
- * Sequential GETs on one kept-alive connection each way (Deno's fetch pools per origin), direct
- * and through the gateway alternately, which one first alternating too.
+ * Sequential GETs on one kept-alive connection each way (Deno's fetch pools per origin): direct
+ * against the gateway, and against the two floors (a bare Deno proxy and a Deno TCP relay, each
+ * in a process of its own), in pairs, the three taking turns in blocks of 100 pairs so that the
+ * machine's load (shared with other sessions) weighs on all three alike. A pair is the scenario's
+ * original measurement (direct and one proxy alternating); a loop over all four at once slows
+ * every proxy by 0.03–0.08 ms (each request then wakes a different process).
  */
 async function latencyFigures(env: Env): Promise<Figure[]> {
   const n = env.ctx.iterations(2000);
   const warmup = Math.max(warmupFor(n), 200);
   const directUrl = `http://${env.ip}:8080/`;
   const gatewayUrl = `${env.app.url}/function/${FN}.${env.ns}/`;
-  env.ctx.log(`keep-alive GETs × ${n} each, alternating: ${directUrl} and ${gatewayUrl}`);
-  const direct: number[] = [];
-  const gateway: number[] = [];
-  const diff: number[] = [];
-  for (let i = 0; i < warmup + n; i++) {
-    let d: number, g: number;
-    if (i % 2 === 0) {
-      d = await timedGet(directUrl);
-      g = await timedGet(gatewayUrl);
-    } else {
-      g = await timedGet(gatewayUrl);
-      d = await timedGet(directUrl);
+  await using bare = await floorProxy(BARE_PROXY, directUrl);
+  await using relay = await floorProxy(TCP_RELAY, directUrl);
+  env.ctx.log(
+    `keep-alive GET pairs × ${n} each, in turns: ${directUrl} with ${gatewayUrl}, ` +
+      `the bare Deno proxy ${bare.url}, the Deno TCP relay ${relay.url}`,
+  );
+  // Pairs (direct, one of the three) in blocks of 100, the three taking turns block by block;
+  // within a pair which one goes first alternates.
+  const targets = [gatewayUrl, bare.url, relay.url];
+  const directs: number[][] = [[], [], []];
+  const through: number[][] = [[], [], []];
+  const BLOCK = 100;
+  for (let start = 0; start < warmup + n; start += BLOCK) {
+    for (let j = 0; j < 3; j++) {
+      for (let i = start; i < Math.min(start + BLOCK, warmup + n); i++) {
+        let d: number, x: number;
+        if (i % 2 === 0) {
+          d = await timedGet(directUrl);
+          x = await timedGet(targets[j]);
+        } else {
+          x = await timedGet(targets[j]);
+          d = await timedGet(directUrl);
+        }
+        if (i < warmup) continue;
+        directs[j].push(d);
+        through[j].push(x);
+      }
     }
-    if (i < warmup) continue;
-    direct.push(d);
-    gateway.push(g);
-    diff.push(g - d);
   }
+  const direct = directs[0];
+  const [gateway, bareS, relayS] = through;
+  const diffs = through.map((xs, j) => xs.map((x, i) => x - directs[j][i]));
   const f = env.ctx.facts;
   const p = (xs: number[], q: number) => percentile(xs, q).toFixed(3);
   f["keep-alive GET direct p50 / p99 ms"] = `${median(direct).toFixed(3)} / ${p(direct, 99)}`;
@@ -194,11 +212,15 @@ async function latencyFigures(env: Env): Promise<Figure[]> {
     (median(gateway) - median(direct)).toFixed(3);
   f["gateway added p99 ms (p99 gateway − p99 direct; target ≤ 2)"] =
     (percentile(gateway, 99) - percentile(direct, 99)).toFixed(3);
-  f["gateway added p99 ms (p99 of paired differences)"] = p(diff, 99);
+  f["gateway added p99 ms (p99 of paired differences)"] = p(diffs[0], 99);
+  f["bare Deno proxy added p50 ms (median − median; Deno.serve → fetch)"] =
+    (median(bareS) - median(directs[1])).toFixed(3);
+  f["Deno TCP relay added p50 ms (median − median; no HTTP parsed, the floor)"] =
+    (median(relayS) - median(directs[2])).toFixed(3);
   env.ctx.log(
     `latency: direct ${f["keep-alive GET direct p50 / p99 ms"]}, gateway ${
       f["keep-alive GET gateway p50 / p99 ms"]
-    }`,
+    }, bare proxy ${median(bareS).toFixed(3)}, relay ${median(relayS).toFixed(3)}`,
   );
   return [
     { name: DIRECT, unit: "ms", samples: direct },
@@ -208,67 +230,92 @@ async function latencyFigures(env: Env): Promise<Figure[]> {
       samples: gateway,
       baseline: DIRECT,
     },
-    { name: "gateway added latency (paired: gateway − direct)", unit: "ms", samples: diff },
+    { name: "gateway added latency (paired: gateway − direct)", unit: "ms", samples: diffs[0] },
+    {
+      name: "keep-alive GET through a bare Deno proxy (1 connection)",
+      unit: "ms",
+      samples: bareS,
+      baseline: DIRECT,
+    },
+    {
+      name: "bare Deno proxy added latency (paired: proxy − direct)",
+      unit: "ms",
+      samples: diffs[1],
+    },
+    {
+      name: "keep-alive GET through a Deno TCP relay (1 connection)",
+      unit: "ms",
+      samples: relayS,
+      baseline: DIRECT,
+    },
+    {
+      name: "Deno TCP relay added latency (paired: relay − direct)",
+      unit: "ms",
+      samples: diffs[2],
+    },
   ];
 }
 
-/**
- * The same sequential GETs through a bare Deno proxy (Deno.serve → fetch → Response, nothing
- * else) in a process of its own, against direct in the same run: how much any Deno proxy adds on
- * this machine, the floor the gateway's added latency is compared with.
- */
-async function bareProxyFigures(env: Env): Promise<Figure[]> {
-  const n = env.ctx.iterations(2000);
-  const warmup = Math.max(warmupFor(n), 200);
-  const script = await Deno.makeTempFile({ suffix: ".ts" });
-  await Deno.writeTextFile(
-    script,
-    `const upstream = Deno.args[0];
+// A bare Deno proxy: Deno.serve → fetch → Response, nothing else.
+const BARE_PROXY = `const upstream = Deno.args[0];
 Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log(port) }, async (req) => {
   const u = new URL(req.url);
-  const res = await fetch(upstream + u.pathname + u.search, { method: req.method, headers: req.headers });
+  const res = await fetch(upstream + u.pathname.slice(1) + u.search, { method: req.method, headers: req.headers });
   return new Response(res.body, { status: res.status, headers: res.headers });
 });
-`,
-  );
+`;
+
+// A Deno TCP relay: each client connection gets its own connection to the replica and bytes are
+// copied both ways with conn.read/conn.write, no HTTP parsed at all: the floor of any proxy
+// written in Deno on this machine (the front door parses, routes and pools on top of this).
+const TCP_RELAY = `const [host, port] = new URL(Deno.args[0]).host.split(":");
+async function pump(a, b) {
+  const buf = new Uint8Array(65536);
+  try {
+    for (;;) {
+      const n = await a.read(buf);
+      if (n === null) break;
+      for (let o = 0; o < n;) o += await b.write(buf.subarray(o, n));
+    }
+  } catch { /* closed */ }
+  try { b.close(); } catch { /* closed */ }
+}
+const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+console.log(l.addr.port);
+for await (const c of l) {
+  c.setNoDelay(true);
+  const u = await Deno.connect({ hostname: host, port: Number(port) });
+  u.setNoDelay(true);
+  pump(c, u);
+  pump(u, c);
+}
+`;
+
+/** Runs a floor proxy (`source`, JavaScript) in a process of its own, in front of `upstream`. */
+async function floorProxy(source: string, upstream: string) {
+  const script = await Deno.makeTempFile({ suffix: ".js" });
+  await Deno.writeTextFile(script, source);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `--v8-flags=${APPLIANCE_V8_FLAGS}`, script, `http://${env.ip}:8080`],
+    args: ["run", "-A", `--v8-flags=${APPLIANCE_V8_FLAGS}`, script, upstream],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const { value } = await reader.read();
-    reader.releaseLock();
-    const bareUrl = `http://127.0.0.1:${Number(value?.trim())}/`;
-    const directUrl = `http://${env.ip}:8080/`;
-    env.ctx.log(`bare Deno proxy ${bareUrl}: keep-alive GETs × ${n} each, alternating with direct`);
-    const diff: number[] = [];
-    const bare: number[] = [];
-    for (let i = 0; i < warmup + n; i++) {
-      const d = await timedGet(directUrl);
-      const b = await timedGet(bareUrl);
-      if (i < warmup) continue;
-      bare.push(b);
-      diff.push(b - d);
-    }
-    env.ctx.facts["bare Deno proxy added p50 ms (paired; the floor for the gateway)"] = median(
-      diff,
-    ).toFixed(3);
-    return [
-      {
-        name: "keep-alive GET through a bare Deno proxy (1 connection)",
-        unit: "ms",
-        samples: bare,
-        baseline: DIRECT,
-      },
-      { name: "bare Deno proxy added latency (paired: proxy − direct)", unit: "ms", samples: diff },
-    ];
-  } finally {
+  const stop = async () => {
     child.kill("SIGTERM");
     await child.status;
     await child.stdout.cancel().catch(() => {});
     await Deno.remove(script).catch(() => {});
+  };
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const { value } = await reader.read();
+    reader.releaseLock();
+    const port = Number(value?.trim());
+    if (!port) throw new Error(`the floor proxy printed no port: ${value}`);
+    return { url: `http://127.0.0.1:${port}/`, [Symbol.asyncDispose]: stop };
+  } catch (err) {
+    await stop();
+    throw err;
   }
 }
 

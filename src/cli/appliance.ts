@@ -104,7 +104,7 @@ export async function runAppliance(
       let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
       if (mode === "up") {
         gateway = await startGateway({ config, provider, checkAuth, log });
-        servers.unshift(await serve(gateway.handler, { port: config.port, signal: stop.signal }));
+        servers.unshift(await gateway.listen({ port: config.port, signal: stop.signal }));
       }
       const [main] = servers;
       log.info(mode === "up" ? "gateway listening" : "provider listening", {

@@ -18,7 +18,9 @@ import { parseDuration } from "../provider/scale_labels.ts";
 import { Autoscaler } from "./autoscaler.ts";
 import { parseSize } from "./body.ts";
 import { refreshOnChange, startCron } from "./cron.ts";
+import { type FrontDoorDeps, serveFrontDoor } from "./front_door.ts";
 import { createGatewayHandler, type Invoke } from "./router.ts";
+import { serve, type ServeOptions, type Server } from "../platform/http.ts";
 import { createUiHandler } from "../ui/handler.ts";
 
 /** The provider as `startProvider` returns it. */
@@ -35,8 +37,10 @@ export interface GatewayOptions {
 type Closer = () => Promise<void> | void;
 
 /**
- * Builds the gateway; the handler serves `--port`. When a part fails to start (NATS unreachable,
- * say), the parts already started are stopped before the error is thrown.
+ * Builds the gateway; `listen` serves `--port` (under Deno through the front door, which forwards
+ * function calls itself and hands everything else to `handler`; under Node.js `handler` alone).
+ * When a part fails to start (NATS unreachable, say), the parts already started are stopped
+ * before the error is thrown.
  */
 export async function startGateway(opts: GatewayOptions) {
   const closers: Closer[] = [];
@@ -44,7 +48,12 @@ export async function startGateway(opts: GatewayOptions) {
     for (const stop of closers.splice(0).reverse()) await stop();
   };
   try {
-    return { handler: await compose(opts, closers), close };
+    const { handler, frontDoor } = await compose(opts, closers);
+    const listen = (o: ServeOptions): Promise<Server> =>
+      "Deno" in globalThis
+        ? serveFrontDoor({ ...frontDoor, fallback: handler }, o)
+        : serve((req) => handler(req), o);
+    return { handler, listen, close };
   } catch (err) {
     await close();
     throw err;
@@ -151,5 +160,15 @@ async function compose(opts: GatewayOptions, closers: Closer[]) {
     maxBodyBytes,
     log,
   });
-  return handler;
+  // The front door forwards function calls itself: routed by the provider's manager with the
+  // proxy's timeouts, counted in the same metrics.
+  const frontDoor: Omit<FrontDoorDeps, "fallback"> = {
+    router: provider.proxy.router,
+    readyTimeoutMs: provider.proxy.options.readyTimeoutMs,
+    upstreamTimeoutMs: provider.proxy.options.upstreamTimeoutMs,
+    maxBodyBytes,
+    begin: (name, ns) => metrics.invocations.begin(name, ns),
+    log,
+  };
+  return { handler, frontDoor };
 }

@@ -95,11 +95,7 @@ export class InvocationMetrics {
    */
   instrument(invoke: Invoke): Invoke {
     return async (req, target, pathAndQuery) => {
-      const e = this.#entry(target.name, target.namespace);
-      const start = this.#now();
-      e.started.value++;
-      e.advance(start);
-      e.inflight++;
+      const end = this.begin(target.name, target.namespace);
       let status = 500;
       try {
         const res = await invoke(req, target, pathAndQuery);
@@ -109,14 +105,30 @@ export class InvocationMetrics {
         status = statusFor(err);
         throw err;
       } finally {
-        const end = this.#now();
-        e.advance(end);
-        e.inflight--;
-        e.total++;
-        const c = e.codes.get(status) ?? this.#code(e, status);
-        c.total.value++;
-        c.seconds.observe((end - start) / 1000);
+        end(status);
       }
+    };
+  }
+
+  /**
+   * Counts a request to a function as started now; the returned callback counts it with its
+   * status and duration (call it once, when the response headers arrive or the request fails).
+   * What `instrument` does, for callers that are not an Invoke (the gateway's front door).
+   */
+  begin(name: string, namespace: string): (status: number) => void {
+    const e = this.#entry(name, namespace);
+    const start = this.#now();
+    e.started.value++;
+    e.advance(start);
+    e.inflight++;
+    return (status) => {
+      const end = this.#now();
+      e.advance(end);
+      e.inflight--;
+      e.total++;
+      const c = e.codes.get(status) ?? this.#code(e, status);
+      c.total.value++;
+      c.seconds.observe((end - start) / 1000);
     };
   }
 

@@ -43,8 +43,9 @@ const HOP = new Set([
  * and cleared per request costs more than the rest of the proxy's own work. The timer is armed
  * for the earliest deadline; when it fires, what is due is aborted and it is armed again for the
  * earliest left. Most requests share the gateway's timeout, so adding one rarely re-arms it.
+ * The gateway's front door keeps its own.
  */
-class Deadlines {
+export class Deadlines {
   readonly #pending = new Set<{ deadline: number; abort(): void }>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #armedFor = Infinity;
@@ -86,7 +87,7 @@ export function createProxy(router: Router, opts: ProxyOptions) {
   const deadlines = new Deadlines();
   // Requests without a body go through our own HTTP/1.1 client under Deno (Node.js: fetch).
   const http1 = "Deno" in globalThis ? new Http1Client() : undefined;
-  return async (
+  const proxy = async (
     req: Request,
     name: string,
     namespace: string,
@@ -212,4 +213,6 @@ export function createProxy(router: Router, opts: ProxyOptions) {
       );
     }
   };
+  // The router and timeouts go along: the gateway's front door routes with them too.
+  return Object.assign(proxy, { router, options: opts });
 }

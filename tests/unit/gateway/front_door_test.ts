@@ -1,0 +1,470 @@
+/**
+ * The gateway's front door on real sockets, with a fake router and a local upstream (Deno.serve
+ * or a raw TCP server): call headers both ways, keep-alive and pipelined requests, bodies with
+ * Content-Length and chunked both ways, the body limit, Expect: 100-continue, HEAD, errors (400,
+ * 431, 404, 502, 503, 504) and closed connections, a slow partial head holding only its own
+ * connection, and everything else handed to the fallback router.
+ */
+
+import assert from "node:assert/strict";
+import { NotFoundError } from "../../../src/errors.ts";
+import { type FrontDoorDeps, MAX_HEAD, serveFrontDoor } from "../../../src/gateway/front_door.ts";
+import { silentLogger } from "../../../src/log.ts";
+import type { Route } from "../../../src/provider/manager.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function upstream(handler: (req: Request) => Response | Promise<Response>) {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    handler,
+  );
+  return {
+    port: server.addr.port,
+    async [Symbol.asyncDispose]() {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
+
+interface Door {
+  port: number;
+  counted: Array<[string, number]>;
+  released: () => number;
+  fallbackSeen: string[];
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+async function door(
+  route: (name: string, ns: string) => Promise<Omit<Route, "release">>,
+  opts: Partial<FrontDoorDeps> = {},
+): Promise<Door> {
+  const ac = new AbortController();
+  const counted: Array<[string, number]> = [];
+  const fallbackSeen: string[] = [];
+  let released = 0;
+  const server = await serveFrontDoor({
+    router: {
+      route: async (name, ns) => ({ ...await route(name, ns), release: () => void released++ }),
+    },
+    readyTimeoutMs: 1000,
+    upstreamTimeoutMs: 5000,
+    maxBodyBytes: 1000,
+    begin: (name, ns) => (status) => void counted.push([`${name}.${ns}`, status]),
+    fallback: (req) => {
+      fallbackSeen.push(`${req.method} ${new URL(req.url).pathname}`);
+      return new Response(`fallback ${req.method} ${new URL(req.url).pathname}`);
+    },
+    log: silentLogger,
+    ...opts,
+  }, { hostname: "127.0.0.1", port: 0, signal: ac.signal });
+  return {
+    port: server.port,
+    counted,
+    released: () => released,
+    fallbackSeen,
+    async [Symbol.asyncDispose]() {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
+
+const to = (port: number) => () => Promise.resolve({ ip: "127.0.0.1", port });
+
+/** Sends `text` on a new connection and reads until the server closes it. */
+async function raw(port: number, ...parts: string[]): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    for (const p of parts) await conn.write(enc.encode(p));
+    return await readAll(conn);
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+}
+
+async function readAll(conn: Deno.Conn): Promise<string> {
+  const chunks: string[] = [];
+  const buf = new Uint8Array(65536);
+  for (;;) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) return chunks.join("");
+    chunks.push(dec.decode(buf.subarray(0, n)));
+  }
+}
+
+/** Splits a stream of responses into [status line, head, body] (Content-Length framed). */
+function responses(text: string): Array<{ status: number; head: string; body: string }> {
+  const out = [];
+  let rest = text;
+  while (rest.length > 0) {
+    const end = rest.indexOf("\r\n\r\n");
+    assert.ok(end > 0, `a response head in ${JSON.stringify(rest)}`);
+    const head = rest.slice(0, end);
+    const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? "0");
+    out.push({
+      status: Number(head.slice(9, 12)),
+      head,
+      body: rest.slice(end + 4, end + 4 + len),
+    });
+    rest = rest.slice(end + 4 + len);
+  }
+  return out;
+}
+
+Deno.test("front door: call headers both ways, hop-by-hop dropped, metrics, route released", async () => {
+  let seen: Headers | undefined;
+  let body = "";
+  let url = "";
+  await using up = upstream(async (req) => {
+    seen = req.headers;
+    url = req.url;
+    body = await req.text();
+    return new Response("answer", {
+      status: 201,
+      headers: { "x-fn": "1", "x-call-id": "forged", "set-cookie": "a=1" },
+    });
+  });
+  await using d = await door(to(up.port));
+  const res = await fetch(`http://127.0.0.1:${d.port}/function/f.ns/p/q?x=1&y=%20`, {
+    method: "POST",
+    body: "payload",
+    headers: {
+      "x-call-id": "call-1",
+      "x-forwarded-for": "10.0.0.1",
+      "keep-alive": "timeout=5",
+      "x-user": "u",
+    },
+  });
+  assert.equal(res.status, 201);
+  assert.equal(await res.text(), "answer");
+  assert.equal(body, "payload");
+  assert.equal(new URL(url).pathname + new URL(url).search, "/p/q?x=1&y=%20");
+  assert.equal(seen?.get("host"), `127.0.0.1:${up.port}`);
+  assert.equal(seen?.get("x-call-id"), "call-1");
+  assert.equal(seen?.get("x-user"), "u");
+  assert.equal(seen?.get("x-forwarded-for"), "10.0.0.1");
+  assert.equal(seen?.get("x-forwarded-host"), `127.0.0.1:${d.port}`);
+  assert.equal(seen?.get("content-length"), "7");
+  assert.match(seen?.get("x-start-time") ?? "", /^\d{19}$/);
+  assert.equal(seen?.get("keep-alive"), null);
+  assert.equal(res.headers.get("x-call-id"), "call-1");
+  assert.equal(res.headers.get("x-fn"), "1");
+  assert.equal(res.headers.get("set-cookie"), "a=1");
+  assert.match(res.headers.get("x-duration-seconds") ?? "", /^\d+\.\d{6}$/);
+  assert.deepEqual(d.counted, [["f.ns", 201]]);
+  assert.equal(d.released(), 1);
+  // No call ID sent: one is made.
+  const second = await fetch(`http://127.0.0.1:${d.port}/function/f/`);
+  await second.text();
+  assert.match(seen?.get("x-call-id") ?? "", /^[0-9a-f-]{36}$/);
+  assert.equal(second.headers.get("x-call-id"), seen?.get("x-call-id"));
+  assert.deepEqual(d.counted[1], ["f.openfaas-fn", 201]);
+});
+
+Deno.test("front door: pipelined requests answered in order on one connection, then closed", async () => {
+  await using up = upstream((req) => new Response(new URL(req.url).pathname));
+  await using d = await door(to(up.port));
+  const text = await raw(
+    d.port,
+    "GET /function/f/one HTTP/1.1\r\nHost: h\r\n\r\nGET /function/f/two HTTP/1.1\r\nHost: h\r\n\r\n",
+    "HEAD /function/f/three HTTP/1.1\r\nHost: h\r\n\r\n" +
+      "GET /function/f/four HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+  );
+  const [one, two, three, four] = responses(text.replace(/(\/three[^]*?\r\n\r\n)/, "$1"));
+  assert.equal(one.body, "/one");
+  assert.equal(two.body, "/two");
+  assert.equal(three.status, 200);
+  assert.match(three.head, /content-length: 6/i);
+  assert.match(four.head, /connection: close/i);
+  assert.deepEqual(d.counted.map(([, s]) => s), [200, 200, 200, 200]);
+});
+
+Deno.test("front door: chunked bodies both ways, and Expect: 100-continue", async () => {
+  await using up = upstream(async (req) => {
+    const got = await req.text();
+    return new Response(
+      new ReadableStream({
+        start(c) {
+          c.enqueue(enc.encode(`got ${got.length}:`));
+          c.enqueue(enc.encode(got));
+          c.close();
+        },
+      }),
+    );
+  });
+  await using d = await door(to(up.port));
+  const text = await raw(
+    d.port,
+    "POST /function/f/ HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    "3\r\nabc\r\n",
+    "4;x=y\r\ndefg\r\n0\r\n\r\n",
+  );
+  assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(text, /transfer-encoding: chunked/i);
+  assert.match(text.replace(/\r\n[0-9a-f]+\r\n/g, ""), /got 7:abcdefg/);
+  assert.match(text, /\r\n0\r\n\r\n$/);
+
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  try {
+    await conn.write(enc.encode(
+      "PUT /function/f/ HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nExpect: 100-continue\r\n" +
+        "Connection: close\r\n\r\n",
+    ));
+    const buf = new Uint8Array(1024);
+    const n = await conn.read(buf);
+    assert.equal(dec.decode(buf.subarray(0, n ?? 0)), "HTTP/1.1 100 Continue\r\n\r\n");
+    await conn.write(enc.encode("data"));
+    assert.match(await readAll(conn), /got 4:data/);
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("front door: the body limit answers 413 and closes, by Content-Length or while chunked", async () => {
+  let calls = 0;
+  await using up = upstream(async (req) => {
+    calls++;
+    await req.text().catch(() => {});
+    return new Response("ok");
+  });
+  await using d = await door(to(up.port));
+  const declared = await raw(
+    d.port,
+    "POST /function/f/ HTTP/1.1\r\nHost: h\r\nContent-Length: 1001\r\n\r\n",
+  );
+  assert.match(declared, /^HTTP\/1\.1 413 /);
+  assert.match(declared, /connection: close/);
+  assert.match(declared, /larger than the limit of 1000 bytes/);
+  assert.equal(calls, 0);
+  const chunked = await raw(
+    d.port,
+    "POST /function/f/ HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+    `3e8\r\n${"x".repeat(1000)}\r\n`,
+    "1\r\ny\r\n0\r\n\r\n",
+  );
+  assert.match(chunked, /^HTTP\/1\.1 413 /);
+  assert.deepEqual(d.counted.map(([, s]) => s), [413]);
+});
+
+Deno.test("front door: malformed heads get 400 and oversize heads 431, and the connection closes", async () => {
+  await using up = upstream(() => new Response("ok"));
+  await using d = await door(to(up.port));
+  const bad = await raw(
+    d.port,
+    "GET /function/f/ HTTP/1.1\r\nHost: h\r\nbroken\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+  );
+  assert.match(bad, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.match(bad, /has no colon/);
+  assert.equal(responses(bad).length, 1);
+  const smuggle = await raw(
+    d.port,
+    "POST /function/f/ HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+  );
+  assert.match(smuggle, /^HTTP\/1\.1 400 /);
+  const huge = await raw(
+    d.port,
+    `GET /function/f/ HTTP/1.1\r\nHost: h\r\nX-Big: ${"a".repeat(MAX_HEAD)}\r\n\r\n`,
+  );
+  assert.match(huge, /^HTTP\/1\.1 431 /);
+  const body = await raw(
+    d.port,
+    "POST /function/f/ HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+  );
+  assert.match(body, /^HTTP\/1\.1 400 /);
+  assert.match(body, /malformed chunk size/);
+  assert.deepEqual(d.counted.map(([, s]) => s), [400]);
+});
+
+Deno.test("front door: a slow partial head holds only its own connection", async () => {
+  await using up = upstream(() => new Response("ok"));
+  await using d = await door(to(up.port));
+  const slow = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  try {
+    await slow.write(enc.encode("GET /function/f/ HTTP/1.1\r\nHost: h\r\nX-Slow: "));
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`http://127.0.0.1:${d.port}/function/f/`);
+      assert.equal(await res.text(), "ok");
+    }
+    await slow.write(enc.encode("1\r\nConnection: close\r\n\r\n"));
+    assert.match(await readAll(slow), /^HTTP\/1\.1 200 OK[^]*ok$/);
+  } finally {
+    slow.close();
+  }
+});
+
+Deno.test("front door: a head not whole in time closes its connection; idle ones stay", async () => {
+  await using up = upstream(() => new Response("ok"));
+  await using d = await door(to(up.port), { headTimeoutMs: 200 });
+  const slow = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  const idle = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  try {
+    await slow.write(enc.encode("GET /function/f/ HTTP/1.1\r\nHo"));
+    const t0 = performance.now();
+    assert.equal(await readAll(slow), "");
+    assert.ok(performance.now() - t0 >= 150, "not before the timeout");
+    // The idle connection (no byte sent) was left open all along.
+    await idle.write(
+      enc.encode("GET /function/f/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+    );
+    assert.match(await readAll(idle), /^HTTP\/1\.1 200 OK[^]*ok$/);
+  } finally {
+    slow.close();
+    idle.close();
+  }
+});
+
+Deno.test("front door: 404, 503, 502 naming the cause, and 504 at the upstream timeout", async () => {
+  let release: () => void = () => {};
+  const hung = new Promise<void>((r) => release = r);
+  await using up = upstream(async () => {
+    await hung;
+    return new Response("late");
+  });
+  // A port nothing listens on.
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  await using d = await door((name) => {
+    if (name === "missing") return Promise.reject(new NotFoundError("function missing not found"));
+    if (name === "starting") return Promise.reject(new Error("no replica became ready"));
+    if (name === "dead") return Promise.resolve({ ip: "127.0.0.1", port: deadPort });
+    return Promise.resolve({ ip: "127.0.0.1", port: up.port, timeoutMs: 200 });
+  });
+  try {
+    const get = async (name: string) => {
+      const res = await fetch(`http://127.0.0.1:${d.port}/function/${name}/`);
+      return { status: res.status, text: await res.text() };
+    };
+    assert.deepEqual(await get("missing"), { status: 404, text: "function missing not found\n" });
+    const starting = await get("starting");
+    assert.equal(starting.status, 503);
+    assert.match(starting.text, /"starting.openfaas-fn" is not available: no replica/);
+    const dead = await get("dead");
+    assert.equal(dead.status, 502);
+    assert.match(dead.text, /cannot reach function "dead.openfaas-fn": .*refused/i);
+    const t0 = performance.now();
+    const slow = await get("slow");
+    assert.equal(slow.status, 504);
+    assert.match(slow.text, /did not answer within 0.2s/);
+    assert.ok(performance.now() - t0 < 3000);
+    // A stalled upload ends at the timeout too.
+    const stalled = await raw(
+      d.port,
+      "POST /function/slow/ HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc",
+    );
+    assert.match(stalled, /^HTTP\/1\.1 504 [^]*connection: close/);
+    assert.deepEqual(d.counted.map(([, s]) => s), [404, 503, 502, 504, 504]);
+    assert.equal(d.released(), 3);
+  } finally {
+    release();
+  }
+});
+
+Deno.test("front door: everything else goes to the fallback router, the connection with it", async () => {
+  await using up = upstream(() => new Response("fn"));
+  await using d = await door(to(up.port));
+  const sys = await fetch(`http://127.0.0.1:${d.port}/system/functions`);
+  assert.equal(await sys.text(), "fallback GET /system/functions");
+  const post = await fetch(`http://127.0.0.1:${d.port}/async-function/f`, {
+    method: "POST",
+    body: "x",
+  });
+  assert.equal(await post.text(), "fallback POST /async-function/f");
+  // HTTP/1.0, an upgrade, dot segments, characters URL parsing would change: the router's.
+  const old = await raw(d.port, "GET /function/f/ HTTP/1.0\r\n\r\n");
+  assert.match(old, /fallback GET \/function\/f\/$/);
+  const upgrade = await raw(
+    d.port,
+    "GET /function/f/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\nUpgrade: websocket\r\n\r\n",
+  );
+  assert.match(upgrade, /fallback GET \/function\/f\/$/);
+  const dots = await raw(
+    d.port,
+    "GET /function/f/../g/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+  );
+  assert.match(dots, /fallback GET \/function\/g\/$/);
+  // Requests for the router and function calls mixed on one connection: each goes its own way,
+  // and the function call after an API call still takes the fast path (it is counted).
+  const mixed = await raw(
+    d.port,
+    "GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n" +
+      "POST /system/x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab" +
+      "POST /async-function/g HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nz" +
+      "GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n" +
+      "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+  );
+  assert.deepEqual(responses(mixed).map((r) => r.body), [
+    "fn",
+    "fallback POST /system/x",
+    "fallback POST /async-function/g",
+    "fn",
+    "fallback GET /healthz",
+  ]);
+  assert.equal(d.counted.length, 2);
+  assert.deepEqual(d.fallbackSeen, [
+    "GET /system/functions",
+    "POST /async-function/f",
+    "GET /function/f/",
+    "GET /function/f/",
+    "GET /function/g/",
+    "POST /system/x",
+    "POST /async-function/g",
+    "GET /healthz",
+  ]);
+});
+
+Deno.test("front door: a body framed by the connection's end is sent on chunked", async () => {
+  // An HTTP/1.0-style server: no length, the body ends when it closes the connection.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      const buf = new Uint8Array(4096);
+      await conn.read(buf);
+      await conn.write(
+        enc.encode("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close"),
+      );
+      conn.close();
+    }
+  })();
+  try {
+    await using d = await door(to((listener.addr as Deno.NetAddr).port));
+    // Sent on chunked: the client's connection stays open for the next request.
+    const text = await raw(
+      d.port,
+      "GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n" +
+        "GET /function/f/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    const one = "transfer-encoding: chunked\r\n\r\nb\r\nuntil close\r\n0\r\n\r\n";
+    assert.match(text, new RegExp(`^HTTP/1\\.1 200 OK\r\n[^]*${one}HTTP/1\\.1 200 OK\r\n`));
+    assert.match(
+      text,
+      /transfer-encoding: chunked\r\nconnection: close\r\n\r\nb\r\nuntil close\r\n0\r\n\r\n$/,
+    );
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
+Deno.test("front door: stopping closes idle connections and finishes", async () => {
+  await using up = upstream(() => new Response("ok"));
+  const d = await door(to(up.port));
+  const idle = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  try {
+    await idle.write(enc.encode("GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n"));
+    const buf = new Uint8Array(4096);
+    const n = await idle.read(buf);
+    assert.match(dec.decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 200 OK[^]*ok$/);
+    // Kept alive and idle now: stopping closes it rather than waiting for it.
+    await d[Symbol.asyncDispose]();
+    assert.equal(await readAll(idle), "");
+  } finally {
+    idle.close();
+  }
+});
