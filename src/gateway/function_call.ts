@@ -18,7 +18,7 @@ import {
 import type { Logger } from "../log.ts";
 import type { FunctionTarget } from "../provider/function_path.ts";
 import type { Route } from "../provider/manager.ts";
-import type { Deadlines, Router } from "../provider/proxy.ts";
+import { type Deadlines, HOP_BY_HOP, type Router } from "../provider/proxy.ts";
 import {
   bodyless,
   ChunkedScanner,
@@ -65,15 +65,9 @@ export const MAX_HEAD = 64 * 1024;
 /** A pooled connection idle longer than this is not used for a request with a body. */
 export const BODY_REUSE_MS = 1000;
 
-// Hop-by-hop headers (RFC 9110 §7.6.1), and the call headers the gateway sets itself.
-const DROP_REQUEST = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
+// Hop-by-hop headers, and the call headers the gateway sets itself.
+const DROP_REQUEST = new Set<string>([
+  ...HOP_BY_HOP,
   "host",
   "expect",
   "x-call-id",

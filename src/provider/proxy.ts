@@ -25,8 +25,8 @@ export interface ProxyOptions {
   upstreamTimeoutMs: number;
 }
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded.
-const HOP = new Set([
+/** Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded, by this proxy or the front door. */
+export const HOP_BY_HOP = [
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -34,9 +34,9 @@ const HOP = new Set([
   "trailer",
   "transfer-encoding",
   "upgrade",
-  "host",
-  "content-length",
-]);
+] as const;
+
+const HOP = new Set<string>([...HOP_BY_HOP, "host", "content-length"]);
 
 /**
  * Upstream deadlines of the requests in flight, with one timer for all of them: a timer armed
