@@ -106,6 +106,13 @@ export async function serveFrontDoor(deps: FrontDoorDeps, opts: ServeOptions): P
         tcp = await listener.accept();
       } catch (err) {
         if (opts.signal?.aborted || err instanceof Deno.errors.BadResource) return; // closed
+        // One connection that was reset before it was accepted: the next one, at once.
+        if (
+          err instanceof Deno.errors.NotConnected || err instanceof Deno.errors.ConnectionReset ||
+          err instanceof Deno.errors.ConnectionAborted
+        ) {
+          continue;
+        }
         // Out of file descriptors, say: the listener stays, and tries again shortly.
         deps.log.warn("front door: accept failed", { err: String(err) });
         await new Promise((r) => setTimeout(r, 100));
@@ -142,6 +149,8 @@ export class FrontDoor {
   readonly #idle = new Map<Deno.TcpConn, { since: number; partial: boolean }>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   readonly #sessions = new Set<Promise<void>>();
+  /** The router's side of connections handed over whole. */
+  readonly #handedOver = new Set<Deno.TcpConn>();
   #stopping = false;
 
   /** `innerPort`: the loopback port of the router that answers everything else. */
@@ -178,13 +187,17 @@ export class FrontDoor {
     this.#stopping = true;
     clearInterval(this.#sweeper);
     for (const tcp of this.#idle.keys()) closeQuietly(tcp);
+    // Connections handed to the router whole (upgrades) would otherwise hold the stop forever.
+    for (const tcp of this.#handedOver) closeQuietly(tcp);
     while (this.#sessions.size > 0) await Promise.all([...this.#sessions]);
     this.#pool.close();
   }
 
   async #session(c: Wire): Promise<void> {
     for (;;) {
-      // The next request head.
+      // The next request head; empty lines before it are ignored (RFC 9112 §2.2: some clients
+      // send CRLF after a body).
+      skipEmptyLines(c);
       let at = findHeadEnd(c.buf, c.start, c.end);
       while (!at) {
         // Bytes after c.start already searched (fill may move them to the front).
@@ -208,7 +221,14 @@ export class FrontDoor {
           return; // HeadTooLarge answered, or the connection failed
         }
         if (!more) return; // the client closed (a partial head is dropped)
-        at = findHeadEnd(c.buf, c.start, c.end, c.start + searched);
+        const before = c.start;
+        skipEmptyLines(c);
+        at = findHeadEnd(
+          c.buf,
+          c.start,
+          c.end,
+          c.start + Math.max(0, searched - (c.start - before)),
+        );
       }
       this.#idle.delete(c.tcp);
       let head: RequestHead;
@@ -332,7 +352,9 @@ export class FrontDoor {
       uploaded = left === 0;
     }
     for (let attempt = 0;; attempt++) {
-      const pooled = this.#pool.take(ROUTER, uploaded ? undefined : BODY_REUSE_MS);
+      const pooled = attempt === 0
+        ? this.#pool.take(ROUTER, uploaded ? undefined : BODY_REUSE_MS)
+        : undefined;
       let inner: Wire;
       try {
         inner = pooled ??
@@ -391,12 +413,14 @@ export class FrontDoor {
           err instanceof StaleConnection && pooled && attempt === 0 && uploadError === undefined &&
           !upload
         ) {
+          this.#pool.drop(ROUTER);
           continue;
         }
         if (answered) return false; // the answer broke off: only closing can say so
-        if (err instanceof WireError && uploadError === err) {
-          await this.#answer(c, err.status, err.message, true);
-        } else if (err instanceof StaleConnection || err instanceof WireError) {
+        if (uploadError instanceof WireError) {
+          // The client's body was malformed or too large (the upload closed the router's side).
+          await this.#answer(c, uploadError.status, uploadError.message, true);
+        } else {
           await this.#answer(c, 502, "the gateway's router broke the connection", true);
         }
         return false;
@@ -421,8 +445,16 @@ export class FrontDoor {
         return;
       }
       c.start = c.end = 0;
-      await Promise.all([pipe(c.tcp, inner, c.buf), pipe(inner, c.tcp, new Uint8Array(16384))]);
+      this.#handedOver.add(inner);
+      const up = pipe(c.tcp, inner, c.buf);
+      // Once the router has said all it will (HTTP/1.0, a finished upgrade), the connection is
+      // done, whether or not the client closes its side: as Deno.serve itself would.
+      await pipe(inner, c.tcp, new Uint8Array(16384));
+      closeQuietly(c.tcp);
+      closeQuietly(inner);
+      await up;
     } finally {
+      this.#handedOver.delete(inner);
       closeQuietly(inner);
     }
   }
@@ -475,6 +507,10 @@ export class FrontDoor {
 }
 
 /** Copies `from` to `to` until `from` ends, then ends `to`'s writing side. */
+function skipEmptyLines(c: Wire): void {
+  while (c.start < c.end && (c.buf[c.start] === 13 || c.buf[c.start] === 10)) c.start++;
+}
+
 async function pipe(from: Deno.TcpConn, to: Deno.TcpConn, buf: Uint8Array): Promise<void> {
   try {
     for (;;) {

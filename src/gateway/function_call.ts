@@ -185,7 +185,10 @@ export class FunctionCall {
       if (sent === head.contentLength) this.uploaded = true;
     }
     for (let attempt = 0;; attempt++) {
-      const pooled = pool.take(key, hasBody ? BODY_REUSE_MS : undefined);
+      // A retry (the pooled connection was stale) goes on a fresh connection.
+      const pooled = attempt === 0
+        ? pool.take(key, hasBody ? BODY_REUSE_MS : undefined)
+        : undefined;
       let up: Wire;
       try {
         up = pooled ?? await pool.connect(route.ip, route.port);
@@ -225,6 +228,7 @@ export class FunctionCall {
         if (
           err instanceof StaleConnection && pooled && attempt === 0 && !hasBody && !this.#timedOut
         ) {
+          pool.drop(key);
           continue;
         }
         throw err;
@@ -361,6 +365,9 @@ export class FunctionCall {
     for (const h of head.headers) {
       if (DROP_RESPONSE.has(h.name)) continue;
       if (noBody && h.name === "transfer-encoding") continue;
+      // Transfer-Encoding frames the body (RFC 9112 §6.3): a Content-Length beside it must not
+      // reach the client, which might trust it.
+      if (h.name === "content-length" && (head.chunked || head.closeDelimited)) continue;
       keep.push(h);
       size += h.end - h.start + 2;
     }

@@ -104,6 +104,15 @@ export class UpstreamPool {
     list.push(w);
   }
 
+  /**
+   * Closes the pooled connections to `key`: when one turned out closed by its peer, those idle
+   * as long were most likely closed with it.
+   */
+  drop(key: string): void {
+    for (const w of this.#idle.get(key) ?? []) closeQuietly(w.tcp);
+    this.#idle.delete(key);
+  }
+
   /** Closes every pooled connection. */
   close(): void {
     for (const list of this.#idle.values()) for (const w of list) closeQuietly(w.tcp);

@@ -468,3 +468,109 @@ Deno.test("front door: stopping closes idle connections and finishes", async () 
     idle.close();
   }
 });
+
+/** A raw keep-alive upstream answering `answer` to each request head; its connections exposed. */
+function rawUpstream(answer: string) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      (async () => {
+        const buf = new Uint8Array(65536);
+        let acc = "";
+        for (;;) {
+          const n = await conn.read(buf).catch(() => null);
+          if (n === null) break;
+          acc += dec.decode(buf.subarray(0, n));
+          for (let i = acc.indexOf("\r\n\r\n"); i >= 0; i = acc.indexOf("\r\n\r\n")) {
+            acc = acc.slice(i + 4);
+            await conn.write(enc.encode(answer)).catch(() => {});
+          }
+        }
+        conns.delete(conn);
+      })();
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    conns,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const c of conns) c.close();
+      await serving.catch(() => {});
+    },
+  };
+}
+
+Deno.test("front door: when a replica closed its idle pooled connections, the next call still answers 200", async () => {
+  await using up = rawUpstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  await using d = await door(to(up.port));
+  // Three calls at once leave three kept-alive connections in the pool.
+  const warm = await Promise.all(
+    [1, 2, 3].map(() =>
+      raw(d.port, "GET /function/f/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    ),
+  );
+  for (const w of warm) assert.match(w, /^HTTP\/1\.1 200 OK/);
+  // The replica's idle timeout closes them all.
+  for (const c of up.conns) c.close();
+  await new Promise((r) => setTimeout(r, 50)); // the FINs reach the pooled sockets
+  const after = await raw(
+    d.port,
+    "GET /function/f/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+  );
+  assert.match(after, /^HTTP\/1\.1 200 OK[^]*\r\n\r\nok$/);
+});
+
+Deno.test("front door: a replica's Content-Length beside Transfer-Encoding does not reach the client", async () => {
+  await using up = rawUpstream(
+    "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+  );
+  await using d = await door(to(up.port));
+  const text = await raw(
+    d.port,
+    "GET /function/f/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+  );
+  assert.doesNotMatch(text, /content-length/i);
+  assert.match(text, /Transfer-Encoding: chunked\r\n[^]*\r\n\r\n5\r\nhello\r\n0\r\n\r\n$/);
+});
+
+Deno.test("front door: empty lines before a request line are skipped; a bad chunk to the router is 400", async () => {
+  await using up = upstream(() => new Response("ok"));
+  await using d = await door(to(up.port));
+  const text = await raw(
+    d.port,
+    "POST /function/f/ HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx\r\n" +
+      "GET /function/f/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+  );
+  assert.deepEqual(responses(text).map((r) => r.status), [200, 200]);
+  const bad = await raw(
+    d.port,
+    "POST /other HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+  );
+  assert.match(bad, /^HTTP\/1\.1 400 /);
+});
+
+Deno.test("front door: a connection handed to the router ends when the router is done, though the client stays open", async () => {
+  await using up = upstream(() => new Response("ok"));
+  await using d = await door(to(up.port));
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  try {
+    // HTTP/1.0 is handed over whole; the client does not close its side.
+    await conn.write(enc.encode("GET /h10 HTTP/1.0\r\nHost: h\r\n\r\n"));
+    let gaveUp = false;
+    const timer = setTimeout(() => {
+      gaveUp = true;
+      conn.close();
+    }, 5000);
+    const text = await readAll(conn); // returns on EOF: the front door closed the connection
+    clearTimeout(timer);
+    assert.ok(!gaveUp, "the front door kept the connection open after the router's answer");
+    assert.match(text, /^HTTP\/1\.[01] 200 [^]*fallback GET \/h10$/);
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+});
