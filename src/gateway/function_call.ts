@@ -22,6 +22,7 @@ import { type Deadlines, HOP_BY_HOP, type Router } from "../provider/proxy.ts";
 import {
   bodyless,
   ChunkedScanner,
+  connectionOptions,
   CONTINUE,
   decodeLatin1,
   findHeadEnd,
@@ -243,8 +244,9 @@ export class FunctionCall {
     let forwarded: string | undefined;
     const keep: { start: number; end: number }[] = [];
     let size = 0;
+    const listed = connectionOptions(head.headers);
     for (const h of head.headers) {
-      if (DROP_REQUEST.has(h.name)) continue;
+      if (DROP_REQUEST.has(h.name) || listed.has(h.name)) continue;
       if (h.name === "content-length") {
         if (!hasBody && head.contentLength === 0) keep.push(h);
         else continue;
@@ -362,8 +364,9 @@ export class FunctionCall {
     const line = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
     let size = 0;
     const keep: { start: number; end: number }[] = [];
+    const listed = connectionOptions(head.headers);
     for (const h of head.headers) {
-      if (DROP_RESPONSE.has(h.name)) continue;
+      if (DROP_RESPONSE.has(h.name) || listed.has(h.name)) continue;
       if (noBody && h.name === "transfer-encoding") continue;
       // Transfer-Encoding frames the body (RFC 9112 §6.3): a Content-Length beside it must not
       // reach the client, which might trust it.

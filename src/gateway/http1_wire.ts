@@ -58,6 +58,23 @@ export interface HeaderLine {
 }
 
 /** A request head as the front door reads it. */
+/**
+ * The header names a message's Connection header lists (RFC 9110 §7.6.1: hop-by-hop for this
+ * connection only, so not forwarded), lower case. Content-Length and Transfer-Encoding are never
+ * among them: they frame the message, and are handled as such.
+ */
+export function connectionOptions(headers: HeaderLine[]): Set<string> {
+  const names = new Set<string>();
+  for (const h of headers) {
+    if (h.name !== "connection") continue;
+    for (const t of h.value.split(",")) {
+      const name = t.trim().toLowerCase();
+      if (name && name !== "content-length" && name !== "transfer-encoding") names.add(name);
+    }
+  }
+  return names;
+}
+
 export interface RequestHead {
   method: string;
   /** The request target as sent (origin form: path and query). */
@@ -100,7 +117,8 @@ function parseHeaderLines(text: string, pos: number, out: HeaderLine[], what: st
     }
     const name = text.slice(pos, colon);
     if (!TOKEN.test(name)) throw new WireError(400, `invalid header name in the ${what}`);
-    const value = text.slice(colon + 1, end).trim();
+    // Optional whitespace is spaces and tabs only (String.trim would also take, say, 0xA0).
+    const value = text.slice(colon + 1, end).replace(/^[ \t]+|[ \t]+$/g, "");
     if (BAD_VALUE.test(value)) {
       throw new WireError(400, `header ${name} of the ${what} has a control character`);
     }

@@ -574,3 +574,20 @@ Deno.test("front door: a connection handed to the router ends when the router is
     } catch { /* closed */ }
   }
 });
+
+Deno.test("front door: headers a Connection header names are not forwarded, either way", async () => {
+  let seen: Headers | undefined;
+  await using up = upstream((req) => {
+    seen = req.headers;
+    return new Response("ok", { headers: { connection: "x-reply-hop", "x-reply-hop": "1" } });
+  });
+  await using d = await door(to(up.port));
+  const text = await raw(
+    d.port,
+    "GET /function/f/ HTTP/1.1\r\nHost: h\r\nConnection: close, x-hop\r\nX-Hop: 1\r\nX-Kept: 2\r\n\r\n",
+  );
+  assert.match(text, /^HTTP\/1\.1 200 OK/);
+  assert.equal(seen?.get("x-hop"), null);
+  assert.equal(seen?.get("x-kept"), "2");
+  assert.doesNotMatch(text, /x-reply-hop/i);
+});
