@@ -37,7 +37,7 @@ import {
 
 const DEFAULT_NS = "openfaas-fn";
 /** The V8 flags `faasd up` ships with (deno.json's faasd task, scripts/build.ts). */
-export const APPLIANCE_V8_FLAGS = "--max-semi-space-size=2,--heap-growing-percent=30";
+export const APPLIANCE_V8_FLAGS = "--max-semi-space-size=1,--heap-growing-percent=30";
 const INDEX_BODY = "hello from bench\n";
 /** Functions deployed at once when many are needed. */
 const CONCURRENCY = 4;

@@ -32,7 +32,7 @@ export interface Runtime {
  * (a unit test keeps the two equal).
  */
 export const SOURCE_DENO_FLAGS: readonly string[] = Object.freeze([
-  "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=30",
+  "--v8-flags=--max-semi-space-size=1,--heap-growing-percent=30",
   "--allow-read",
   "--allow-write",
   "--allow-net",
