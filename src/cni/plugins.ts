@@ -57,6 +57,11 @@ export interface CniOptions {
   path?: string;
   /** Kill a plugin that runs longer than this; defaults to 60 s. */
   timeoutMs?: number;
+  /**
+   * Run ADD's plugins through `nice` with this niceness (the path of `nice` and the value), so
+   * that they take the CPU the OCI runtime leaves while it creates the task they run beside.
+   */
+  addNice?: { nice: string; niceness: number };
 }
 
 /** Per-call options of {@link Cni.add}. */
@@ -83,6 +88,7 @@ export class Cni {
   readonly #loopback: boolean;
   readonly #path: string;
   readonly #timeoutMs: number;
+  readonly #addNice?: { nice: string; niceness: number };
 
   constructor(opts: CniOptions) {
     this.conflist = opts.conflist;
@@ -94,6 +100,7 @@ export class Cni {
     this.#loopback = opts.loopback ?? true;
     this.#path = opts.path ?? DEFAULT_PLUGIN_PATH;
     this.#timeoutMs = opts.timeoutMs ?? 60_000;
+    this.#addNice = opts.addNice;
   }
 
   /**
@@ -252,12 +259,17 @@ export class Cni {
   ): Promise<CniResult | undefined> {
     const action = `CNI ${plugin.type} ${command} for "${env.containerId}"`;
     const binary = await this.#find(plugin.type, action);
-    const r = await this.#exec(binary, [], {
-      env: pluginEnv({ command, ...env, pluginDirs: this.#dirs, path: this.#path }),
-      stdin: JSON.stringify(stdin),
-      timeoutMs: this.#timeoutMs,
-      signal: env.signal,
-    });
+    const nice = command === "ADD" ? this.#addNice : undefined;
+    const r = await this.#exec(
+      nice?.nice ?? binary,
+      nice ? ["-n", String(nice.niceness), binary] : [],
+      {
+        env: pluginEnv({ command, ...env, pluginDirs: this.#dirs, path: this.#path }),
+        stdin: JSON.stringify(stdin),
+        timeoutMs: this.#timeoutMs,
+        signal: env.signal,
+      },
+    );
     if (r.code !== 0) throw fromCniFailure(action, parseCniError(r.stdout), r.stdout || r.stderr);
     if (command !== "ADD") return undefined;
     try {

@@ -66,7 +66,8 @@ function pluginsLike(
     undefined,
 ) {
   return fakeExec((c) => {
-    const type = c.file.split("/").pop()!;
+    // Through nice (addNice), the plugin is nice's last argument.
+    const type = (c.file.endsWith("/nice") ? c.args.at(-1)! : c.file).split("/").pop()!;
     const o = overrides(c, type);
     if (o) return o;
     if (c.opts.env?.CNI_COMMAND !== "ADD") return {};
@@ -384,4 +385,30 @@ Deno.test("a cancelled add() is still rolled back, without the caller's signal",
     const rollback = calls.slice(3);
     assert.deepEqual(rollback.map(typeOf), ["firewall", "bridge"]);
     for (const c of rollback) assert.equal(c.opts.signal, undefined);
+  }));
+
+Deno.test("add() with addNice runs each plugin through nice; del() does not", () =>
+  withDirs(async (env) => {
+    const { exec, calls } = pluginsLike();
+    const c = new Cni({
+      conflist,
+      pluginDirs: [env.pluginDir],
+      cacheDir: env.cacheDir,
+      exec,
+      log: silentLogger,
+      loopback: false,
+      addNice: { nice: "/usr/bin/nice", niceness: 10 },
+    });
+    await c.add("fn-nice", "/var/run/netns/ns1");
+    assert.deepEqual(
+      calls.map((x) => [x.file, ...x.args]),
+      [
+        ["/usr/bin/nice", "-n", "10", join(env.pluginDir, "bridge")],
+        ["/usr/bin/nice", "-n", "10", join(env.pluginDir, "firewall")],
+      ],
+    );
+    calls.length = 0;
+    await c.del("fn-nice", "/var/run/netns/ns1");
+    assert.ok(calls.length > 0);
+    assert.ok(calls.every((x) => x.file.startsWith(env.pluginDir) && x.args.length === 0));
   }));
