@@ -87,6 +87,30 @@ export function createImageService(deps: {
   const inspected = new Map<string, StoredImage>();
   const INSPECTED_MAX = 256;
 
+  // The remembered image, if the record still names the same digest and its top snapshot is
+  // there (one round trip for both); forgotten otherwise. Reads only.
+  const knownImage = async (
+    namespace: string,
+    name: string,
+    platform: Platform,
+  ): Promise<StoredImage | undefined> => {
+    const key = [namespace, name, formatPlatform(platform)].join("\n");
+    const known = inspected.get(key);
+    if (!known) return undefined;
+    const [record, snapshot] = await Promise.allSettled([
+      containerd.images.get(namespace, name),
+      known.chainId ? containerd.snapshots.stat(namespace, known.chainId) : undefined,
+    ]);
+    if (
+      record.status === "fulfilled" && snapshot.status === "fulfilled" &&
+      record.value.target.digest === known.target.digest
+    ) {
+      return known;
+    }
+    inspected.delete(key);
+    return undefined;
+  };
+
   const pullDeps = async () => {
     const { client, endpoints } = await registryClient();
     return { ...containerdParts(containerd), registry: client, endpoints, log };
@@ -107,6 +131,23 @@ export function createImageService(deps: {
     },
 
     /**
+     * The image as ensure() last found it present and unpacked in the namespace, if that still
+     * holds; undefined otherwise. Only reads (never pulls): safe to run before the namespace is
+     * known to be usable.
+     */
+    async known(
+      ref: string,
+      opts: { namespace: string; platform?: Platform },
+    ): Promise<(StoredImage & { pulled: boolean }) | undefined> {
+      const image = await knownImage(
+        opts.namespace,
+        parseReference(ref).name,
+        opts.platform ?? hostPlatform(),
+      );
+      return image && { ...image, pulled: false };
+    },
+
+    /**
      * Makes sure the image is present and unpacked, contacting the registry as the policy says:
      * Always pulls, IfNotPresent pulls only when missing, Never only checks.
      */
@@ -119,20 +160,8 @@ export function createImageService(deps: {
       if (opts.policy !== "Always") {
         try {
           const key = [opts.namespace, name, formatPlatform(platform)].join("\n");
-          const known = inspected.get(key);
-          if (known) {
-            const [record, snapshot] = await Promise.allSettled([
-              containerd.images.get(opts.namespace, name),
-              known.chainId ? containerd.snapshots.stat(opts.namespace, known.chainId) : undefined,
-            ]);
-            if (
-              record.status === "fulfilled" && snapshot.status === "fulfilled" &&
-              record.value.target.digest === known.target.digest
-            ) {
-              return { ...known, pulled: false };
-            }
-            inspected.delete(key);
-          }
+          const known = await knownImage(opts.namespace, name, platform);
+          if (known) return { ...known, pulled: false };
           const local = await inspectImage(containerd, opts.namespace, name, platform);
           if (local.unpacked) {
             if (inspected.size >= INSPECTED_MAX) inspected.delete(inspected.keys().next().value!);

@@ -63,6 +63,11 @@ export interface ImageSource {
     ref: string,
     opts: { namespace: string; policy: PullPolicy },
   ): Promise<{ name: string; chainId: string; runConfig: Record<string, unknown> }>;
+  /** What ensure() would return without pulling, if known for sure; reads only. */
+  known?(
+    ref: string,
+    opts: { namespace: string },
+  ): Promise<{ name: string; chainId: string; runConfig: Record<string, unknown> } | undefined>;
 }
 
 /** Dependencies of the manager. */
@@ -197,7 +202,11 @@ export class FunctionManager {
     const t0 = performance.now();
     const dep = validateDeployment(body, { defaultNamespace: DEFAULT_NAMESPACE });
     const namespace = dep.namespace ?? DEFAULT_NAMESPACE;
-    await this.#deps.checkNamespace(namespace);
+    // The image as last seen there (reads only) is looked up while the namespace is checked.
+    const [, known] = await Promise.all([
+      this.#deps.checkNamespace(namespace),
+      this.#knownImage(dep, namespace),
+    ]);
     const t1 = performance.now();
     let t2 = t1;
     const key = keyOf(dep.service, namespace);
@@ -212,7 +221,7 @@ export class FunctionManager {
     try {
       await this.#locked(fn, async () => {
         await this.#deps.secrets.requireAll(namespace, dep.secrets ?? []);
-        fn.image = await this.#image(dep, namespace);
+        fn.image = await this.#image(dep, namespace, known);
         t2 = performance.now();
         const count = Math.max(min, 1);
         const created = await Promise.all(
@@ -418,11 +427,25 @@ export class FunctionManager {
     return await run;
   }
 
-  async #image(dep: FunctionDeployment, namespace: string) {
+  // The image ensure() would find without pulling, or undefined (also for policy Always).
+  async #knownImage(dep: FunctionDeployment, namespace: string) {
+    try {
+      if (parsePullPolicy(dep.labels?.[PULL_POLICY_LABEL]) === "Always") return undefined;
+      return await this.#deps.images.known?.(dep.image, { namespace });
+    } catch {
+      return undefined; // a bad label or a failed read: #image() says what is wrong
+    }
+  }
+
+  async #image(
+    dep: FunctionDeployment,
+    namespace: string,
+    known?: Awaited<ReturnType<NonNullable<ImageSource["known"]>>>,
+  ) {
     const policy = parsePullPolicy(dep.labels?.[PULL_POLICY_LABEL]);
     let img;
     try {
-      img = await this.#deps.images.ensure(dep.image, { namespace, policy });
+      img = known ?? await this.#deps.images.ensure(dep.image, { namespace, policy });
     } catch (err) {
       throw new InvalidArgumentError(`cannot use image "${dep.image}": ${(err as Error).message}`, {
         cause: err,
