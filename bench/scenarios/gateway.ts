@@ -11,8 +11,6 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
 import {
   type Appliance,
@@ -34,13 +32,16 @@ import {
   appliancePid,
   checkUndisturbed,
   cleanUpBench,
+  get200,
   loadavg,
   mb,
   noteForeignFunctions,
   output,
+  replicaIp,
   requireTool,
   settle,
   statusKb,
+  timedGet,
   warmupFor,
   wrkPercentile,
 } from "./provider.ts";
@@ -119,8 +120,8 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
     if (deployed.status !== 202) {
       throw new Error(`deploy answered ${deployed.status}: ${deployed.text}`);
     }
-    await getOk(`${app.url}/function/${FN}.${ns}/`);
-    const env: Env = { app, ns, ctx, ip: await replicaIp(app, ns) };
+    await get200(`${app.url}/function/${FN}.${ns}/`, KEEPALIVE_BODY);
+    const env: Env = { app, ns, ctx, ip: await replicaIp(app, ns, FN) };
     await settle();
     ctx.facts["appliance idle RSS with 1 function MB (all its processes)"] = mb(
       await treeRssKb(pid),
@@ -189,11 +190,11 @@ async function latencyFigures(env: Env): Promise<Figure[]> {
       for (let i = start; i < Math.min(start + BLOCK, warmup + n); i++) {
         let d: number, x: number;
         if (i % 2 === 0) {
-          d = await timedGet(directUrl);
-          x = await timedGet(targets[j]);
+          d = await timedGet(directUrl, KEEPALIVE_BODY);
+          x = await timedGet(targets[j], KEEPALIVE_BODY);
         } else {
-          x = await timedGet(targets[j]);
-          d = await timedGet(directUrl);
+          x = await timedGet(targets[j], KEEPALIVE_BODY);
+          d = await timedGet(directUrl, KEEPALIVE_BODY);
         }
         if (i < warmup) continue;
         directs[j].push(d);
@@ -425,41 +426,6 @@ async function api(app: Appliance, method: string, path: string, body?: unknown)
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, text: await res.text() };
-}
-
-/** GETs `url` until it answers 200 "ok" (at most 15 s). */
-async function getOk(url: string): Promise<void> {
-  const deadline = performance.now() + 15_000;
-  for (;;) {
-    const res = await fetch(url);
-    const text = await res.text();
-    if (res.status === 200 && text === KEEPALIVE_BODY) return;
-    if (performance.now() > deadline) {
-      throw new Error(`GET ${url} did not answer 200 within 15 s (last ${res.status}: ${text})`);
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-async function timedGet(url: string): Promise<number> {
-  const t0 = performance.now();
-  const res = await fetch(url);
-  const text = await res.text();
-  const elapsed = performance.now() - t0;
-  if (res.status !== 200 || text !== KEEPALIVE_BODY) {
-    throw new Error(`GET ${url} answered ${res.status}: ${text}`);
-  }
-  return elapsed;
-}
-
-async function replicaIp(app: Appliance, ns: string): Promise<string> {
-  const path = join(app.dataDir, "provider/cni/results", `${ns}.${FN}-1-0.json`);
-  const entry = JSON.parse(await readFile(path, "utf8")) as {
-    result: { ips?: Array<{ address: string }> };
-  };
-  const ip = entry.result.ips?.[0]?.address.split("/")[0];
-  if (!ip) throw new Error(`no IP in ${path}`);
-  return ip;
 }
 
 /** RSS of a process and all its descendants, in kB (our processes; containerd's shims are not). */

@@ -210,7 +210,7 @@ export async function cleanUpBench(r: {
 async function invokeFigures(env: Env): Promise<Figure[]> {
   const n = env.ctx.iterations(500);
   const warmup = warmupFor(n);
-  const ip = await replicaIp(env, "warm");
+  const ip = await replicaIp(env.app, env.ns, "warm");
   const directUrl = `http://${ip}:8080/`;
   const proxyUrl = `${env.app.url}/function/warm.${env.ns}/`;
   env.ctx.log(`warm invokes × ${n} each, alternating: ${directUrl} and ${proxyUrl}`);
@@ -273,7 +273,7 @@ async function throughputFigures(env: Env): Promise<Figure[]> {
     const [d, p] = [`tpd${i}`, `tpp${i}`];
     await deployAndWait(env, d);
     await deployAndWait(env, p);
-    const directUrl = `http://${await replicaIp(env, d)}:8080/`;
+    const directUrl = `http://${await replicaIp(env.app, env.ns, d)}:8080/`;
     const proxyUrl = `${env.app.url}/function/${p}.${env.ns}/`;
     let rd: WrkResult, rp: WrkResult;
     if (i % 2 === 0) {
@@ -616,14 +616,14 @@ async function deployAndWait(env: Env, name: string): Promise<void> {
   await get200(`${env.app.url}/function/${name}.${env.ns}/`);
 }
 
-/** GETs `url` until it answers 200 with the index page (at most 15 s); returns the attempts. */
-async function get200(url: string): Promise<number> {
+/** GETs `url` until it answers 200 with `body` (at most 15 s); returns the attempts. */
+export async function get200(url: string, body = INDEX_BODY): Promise<number> {
   const deadline = performance.now() + 15_000;
   for (let attempt = 1;; attempt++) {
     const res = await fetch(url);
     const text = await res.text();
     if (res.status === 200) {
-      if (text !== INDEX_BODY) throw new Error(`GET ${url} answered 200 with "${text}"`);
+      if (text !== body) throw new Error(`GET ${url} answered 200 with "${text}"`);
       return attempt;
     }
     if (performance.now() > deadline) {
@@ -633,13 +633,13 @@ async function get200(url: string): Promise<number> {
   }
 }
 
-/** One GET of `url`, body read; its wall time in ms. */
-async function timedGet(url: string): Promise<number> {
+/** One GET of `url`, body read (it must be 200 with `body`); its wall time in ms. */
+export async function timedGet(url: string, body = INDEX_BODY): Promise<number> {
   const t0 = performance.now();
   const res = await fetch(url);
   const text = await res.text();
   const elapsed = performance.now() - t0;
-  if (res.status !== 200 || text !== INDEX_BODY) {
+  if (res.status !== 200 || text !== body) {
     throw new Error(`GET ${url} answered ${res.status}: ${text}`);
   }
   return elapsed;
@@ -682,8 +682,13 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
 }
 
 /** The replica's IP from the provider's CNI result cache (`<ns>.<id>.json`). */
-async function replicaIp(env: Env, name: string): Promise<string> {
-  const path = join(env.app.dataDir, "provider/cni/results", `${env.ns}.${name}-1-0.json`);
+/** The IP of function `name`'s first replica, from the provider's CNI result cache. */
+export async function replicaIp(
+  app: Pick<Appliance, "dataDir">,
+  ns: string,
+  name: string,
+): Promise<string> {
+  const path = join(app.dataDir, "provider/cni/results", `${ns}.${name}-1-0.json`);
   const entry = JSON.parse(await readFile(path, "utf8")) as {
     result: { ips?: Array<{ address: string }> };
   };

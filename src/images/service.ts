@@ -86,6 +86,8 @@ export function createImageService(deps: {
   // the manifest and config blobs (a few milliseconds) on every deploy and scale-up.
   const inspected = new Map<string, StoredImage>();
   const INSPECTED_MAX = 256;
+  const inspectedKey = (namespace: string, name: string, platform: Platform) =>
+    [namespace, name, formatPlatform(platform)].join("\n");
 
   // The remembered image, if the record still names the same digest and its top snapshot is
   // there (one round trip for both); forgotten otherwise. Reads only.
@@ -94,7 +96,7 @@ export function createImageService(deps: {
     name: string,
     platform: Platform,
   ): Promise<StoredImage | undefined> => {
-    const key = [namespace, name, formatPlatform(platform)].join("\n");
+    const key = inspectedKey(namespace, name, platform);
     const known = inspected.get(key);
     if (!known) return undefined;
     const [record, snapshot] = await Promise.allSettled([
@@ -159,14 +161,13 @@ export function createImageService(deps: {
       const platform = opts.platform ?? hostPlatform();
       if (opts.policy !== "Always") {
         try {
-          const key = [opts.namespace, name, formatPlatform(platform)].join("\n");
           const known = await knownImage(opts.namespace, name, platform);
           if (known) return { ...known, pulled: false };
           const local = await inspectImage(containerd, opts.namespace, name, platform);
           if (local.unpacked) {
             if (inspected.size >= INSPECTED_MAX) inspected.delete(inspected.keys().next().value!);
             const { unpacked: _, ...image } = local;
-            inspected.set(key, image);
+            inspected.set(inspectedKey(opts.namespace, name, platform), image);
             return { ...local, pulled: false };
           }
         } catch (err) {

@@ -41,8 +41,8 @@ export interface ReplicaDeps {
   tasks: Pick<Tasks, "create" | "start" | "kill" | "wait" | "delete" | "get" | "pause" | "resume">;
   leases: Pick<Leases, "create" | "delete">;
   network: Network;
-  /** Thaws a replica frozen while idle before it is stopped. */
-  freezer: Freezer;
+  /** Thaws a replica frozen while idle before it is stopped (none for services: never frozen). */
+  freezer?: Freezer;
   /** The OCI runtime the shim runs (crun when installed); the shim's default, runc, when absent. */
   runtime?: TaskRuntimeOptions;
   log: Logger;
@@ -272,7 +272,7 @@ export async function stopReplicaTask(
     // through containerd.
     if (task.status === "PAUSED" || task.status === "PAUSING") {
       await deps.tasks.resume(namespace, id).catch(() => {});
-    } else if (await deps.freezer.frozen(freezerTarget(ref)).catch(() => false)) {
+    } else if (deps.freezer && await deps.freezer.frozen(freezerTarget(ref)).catch(() => false)) {
       await deps.freezer.thaw(freezerTarget(ref)).catch(() => {});
     }
     await deps.tasks.kill(namespace, id, 15).catch(() => {});

@@ -22,7 +22,6 @@ import {
 } from "../errors.ts";
 import { OWNER_LABEL } from "../provider/discover.ts";
 import type { Logger } from "../log.ts";
-import { cgroupFreezer } from "../provider/freezer.ts";
 import { userDatabase } from "../provider/image_files.ts";
 import type { PullPolicy } from "../images/service.ts";
 import {
@@ -219,8 +218,6 @@ export class Supervisor {
       tasks: c.tasks,
       leases: c.leases,
       network: serviceNetwork(this.#deps.cni, this.#deps.prefixLength, this.#log),
-      // Services are never frozen; stopping one thaws it only if something else froze it.
-      freezer: cgroupFreezer(undefined, c.tasks),
       runtime: this.#deps.runtime,
       log: this.#log,
     };
