@@ -454,8 +454,10 @@ Deno.test("images: import docker save and OCI layout tarballs, from a file and f
 });
 
 Deno.test("images: unreachable and hanging registries fail with the host in the message", async () => {
-  const closed = await freePort();
+  // The hanging server first: a port freed before it listened could be the one it gets (seen in
+  // CI: the "closed" registry then hung, and the test failed on a timeout).
   const hang = await hangingServer();
+  const closed = await freePort();
   try {
     await withEnv(async ({ ns, images }) => {
       await assert.rejects(
