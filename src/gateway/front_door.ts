@@ -36,7 +36,7 @@ import {
   type ResponseHead,
   textResponse,
   WireError,
-} from "./http1_wire.ts";
+} from "../http1/wire.ts";
 import {
   closeQuietly,
   fill,
@@ -45,7 +45,7 @@ import {
   type Wire,
   wire,
   writeAll,
-} from "./upstream_pool.ts";
+} from "../http1/pool.ts";
 
 export { MAX_HEAD } from "./function_call.ts";
 

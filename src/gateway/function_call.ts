@@ -31,7 +31,7 @@ import {
   type ResponseHead,
   WireError,
   writeLatin1,
-} from "./http1_wire.ts";
+} from "../http1/wire.ts";
 import {
   closeQuietly,
   fill,
@@ -39,7 +39,7 @@ import {
   type UpstreamPool,
   type Wire,
   writeAll,
-} from "./upstream_pool.ts";
+} from "../http1/pool.ts";
 
 /** What a function call needs from the gateway. */
 export interface CallDeps {

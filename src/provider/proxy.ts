@@ -5,7 +5,8 @@
 
 import { randomUUID } from "node:crypto";
 import { BadGatewayError, NotFoundError, TimeoutError, UnavailableError } from "../errors.ts";
-import { Http1Client, type Http1Response } from "./http1.ts";
+import { Http1Client, type Http1Response } from "../http1/client.ts";
+import { connectionOptions } from "../http1/wire.ts";
 import type { Route } from "./manager.ts";
 
 /** Picks a replica (and may scale from zero); the function manager in production. */
@@ -37,6 +38,13 @@ export const HOP_BY_HOP = [
 ] as const;
 
 const HOP = new Set<string>([...HOP_BY_HOP, "host", "content-length"]);
+
+/** The names a message's Connection header lists: hop-by-hop too (RFC 9110 §7.6.1). */
+function connectionListed(headers: Iterable<[string, string]>): Set<string> | undefined {
+  let value = "";
+  for (const [k, v] of headers) if (k === "connection") value = value ? `${value}, ${v}` : v;
+  return value ? connectionOptions([{ name: "connection", value }]) : undefined;
+}
 
 /**
  * Upstream deadlines of the requests in flight, with one timer for all of them: a timer armed
@@ -123,12 +131,13 @@ export function createProxy(router: Router, opts: ProxyOptions) {
     const headers: [string, string][] = [];
     let forwarded: string | undefined;
     let host = "";
+    const listed = connectionListed(req.headers);
     for (const [k, v] of req.headers) {
       if (k === "x-forwarded-for") forwarded = v;
       else if (k === "host") host = v;
       if (
         (k === "content-length" || !HOP.has(k)) && k !== "x-call-id" && k !== "x-start-time" &&
-        k !== "x-forwarded-host"
+        k !== "x-forwarded-host" && !listed?.has(k)
       ) {
         if (k !== "x-forwarded-for" || !remoteAddr) headers.push([k, v]);
       }
@@ -185,8 +194,12 @@ export function createProxy(router: Router, opts: ProxyOptions) {
     // Content-Length stays: the body passes through unchanged, and a known length spares the
     // client chunked decoding.
     const out: [string, string][] = [];
+    const listedOut = connectionListed(res.headers as Iterable<[string, string]>);
     for (const [k, v] of res.headers as Iterable<[string, string]>) {
-      if ((k === "content-length" || !HOP.has(k)) && k !== "x-call-id" && k !== "x-start-time") {
+      if (
+        (k === "content-length" || !HOP.has(k)) && k !== "x-call-id" && k !== "x-start-time" &&
+        !listedOut?.has(k)
+      ) {
         if (k !== "x-duration-seconds") out.push([k, v]);
       }
     }

@@ -176,3 +176,42 @@ Deno.test("proxy: an upload that stalls ends in 504 at the upstream timeout", as
     await up.close();
   }
 });
+
+Deno.test("proxy: headers a Connection header lists are dropped both ways", async () => {
+  // A raw upstream: it records the request head and answers with a Connection header of its own.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let requestHead = "";
+  const served = (async () => {
+    const conn = await listener.accept();
+    const buf = new Uint8Array(8192);
+    while (!requestHead.includes("\r\n\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      requestHead += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    await conn.write(new TextEncoder().encode(
+      "HTTP/1.1 200 OK\r\nconnection: x-up-private\r\nx-up-private: 1\r\nx-up-kept: 1\r\n" +
+        "content-length: 2\r\n\r\nok",
+    ));
+    conn.close();
+  })();
+  try {
+    const proxy = createProxy(router((listener.addr as Deno.NetAddr).port), {
+      readyTimeoutMs: 1000,
+      upstreamTimeoutMs: 5000,
+    });
+    const req = new Request("http://gw.local/function/f/", {
+      headers: { connection: "x-private", "x-private": "secret", "x-kept": "1" },
+    });
+    const res = await proxy(req, "f", "ns", "/");
+    assert.equal(await res.text(), "ok");
+    await served;
+    const sent = requestHead.toLowerCase();
+    assert.match(sent, /\r\nx-kept: 1\r\n/);
+    assert.doesNotMatch(sent, /x-private/);
+    assert.equal(res.headers.get("x-up-kept"), "1");
+    assert.equal(res.headers.get("x-up-private"), null);
+  } finally {
+    listener.close();
+  }
+});

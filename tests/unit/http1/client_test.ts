@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { BadGatewayError } from "../../../src/errors.ts";
-import { Http1Client, type Http1Response } from "../../../src/provider/http1.ts";
+import { Http1Client, type Http1Response } from "../../../src/http1/client.ts";
 
 async function text(body: Http1Response["body"]): Promise<string> {
   return await new Response(body).text();

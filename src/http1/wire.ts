@@ -1,6 +1,7 @@
 /**
- * HTTP/1.1 on the wire for the gateway's front door (front_door.ts): finding the end of a message
- * head, parsing request and response heads into what forwarding needs (with the byte ranges of
+ * HTTP/1.1 on the wire, for the gateway's front door (src/gateway/front_door.ts) and the
+ * provider's client (client.ts): finding the end of a message head, parsing request and response
+ * heads into what forwarding needs (with the byte ranges of
  * the header lines, so kept lines are copied, not re-encoded), a pass-through scanner for chunked
  * bodies, and response heads written by hand. Heads are read as latin1: one character per byte,
  * so string offsets are byte offsets.
@@ -57,13 +58,14 @@ export interface HeaderLine {
   end: number;
 }
 
-/** A request head as the front door reads it. */
 /**
  * The header names a message's Connection header lists (RFC 9110 §7.6.1: hop-by-hop for this
  * connection only, so not forwarded), lower case. Content-Length and Transfer-Encoding are never
  * among them: they frame the message, and are handled as such.
  */
-export function connectionOptions(headers: HeaderLine[]): Set<string> {
+export function connectionOptions(
+  headers: Iterable<{ name: string; value: string }>,
+): Set<string> {
   const names = new Set<string>();
   for (const h of headers) {
     if (h.name !== "connection") continue;
@@ -75,6 +77,7 @@ export function connectionOptions(headers: HeaderLine[]): Set<string> {
   return names;
 }
 
+/** A request head as the front door reads it. */
 export interface RequestHead {
   method: string;
   /** The request target as sent (origin form: path and query). */
@@ -278,7 +281,9 @@ export function parseResponseHead(text: string): ResponseHead {
     if (/(^|,)\s*chunked\s*$/i.test(te)) head.chunked = true;
     else head.closeDelimited = true;
   }
-  if (!head.chunked && head.contentLength < 0) head.closeDelimited = true;
+  // 1xx, 204 and 304 never have a body: without a length they do not end with the connection.
+  const noBody = head.status < 200 || head.status === 204 || head.status === 304;
+  if (!head.chunked && head.contentLength < 0 && !noBody) head.closeDelimited = true;
   if (head.closeDelimited) head.close = true;
   return head;
 }

@@ -11,7 +11,7 @@ import {
   parseRequestHead,
   parseResponseHead,
   WireError,
-} from "../../../src/gateway/http1_wire.ts";
+} from "../../../src/http1/wire.ts";
 
 const enc = new TextEncoder();
 
@@ -103,6 +103,13 @@ Deno.test("wire: response heads, framing by length, chunks or the connection's e
       .close,
     false,
   );
+  // No body by status: no length needed, and the connection stays open.
+  for (const status of ["204 No Content", "304 Not Modified"]) {
+    const d = parseResponseHead(`HTTP/1.1 ${status}\r\nETag: "x"`);
+    assert.equal(d.closeDelimited, false, status);
+    assert.equal(d.close, false, status);
+  }
+  assert.equal(parseResponseHead("HTTP/1.1 204 No Content\r\nConnection: close").close, true);
   for (const bad of ["HTTP/2 200 OK", "ICY 200 OK", "HTTP/1.1 20 OK", "HTTP/1.1 200 OK\r\nx"]) {
     assert.throws(() => parseResponseHead(bad), (err) => {
       assert.ok(err instanceof WireError);

@@ -1,7 +1,8 @@
 /**
- * Buffered TCP connections for the gateway's front door: a read buffer with the unread bytes in
- * `buf[start, end)`, filled by `fill`, and a pool of kept-alive connections to replicas per
- * `ip:port` (idle ones closed after a while, checked when requests come, so there is no timer).
+ * Buffered TCP connections: a read buffer with the unread bytes in `buf[start, end)`, filled by
+ * `fill`, and a pool of kept-alive connections to replicas per `ip:port` (idle ones closed after
+ * a while, checked when requests come, so there is no timer). Used by the gateway's front door
+ * and by the provider's HTTP/1.1 client (client.ts).
  */
 
 /** A TCP connection and the bytes read from it but not used yet. */
