@@ -9,8 +9,8 @@
  * little more, moves into cgroups no longer wait. Container hosts are what the option is for.
  *
  * The option is set by remounting the cgroup2 hierarchy (`/sys/fs/cgroup` on a v2 host,
- * `/sys/fs/cgroup/unified` on a hybrid one) with its other options unchanged: a cgroup2 remount
- * resets every option it is not given (nsdelegate, memory_recursiveprot, …). It lasts until the
+ * `/sys/fs/cgroup/unified` on a hybrid one) with its other options and flags repeated: a cgroup2
+ * remount resets every option it is not given (nsdelegate, memory_recursiveprot, …). It lasts until the
  * next reboot; the appliance sets it again at each start. A host without a cgroup2 hierarchy, an
  * older kernel or a container without the right to remount keeps the default, and is told.
  */
@@ -20,6 +20,8 @@ import { readFile } from "node:fs/promises";
 /** A cgroup2 mount, from /proc/self/mountinfo. */
 export interface Cgroup2Mount {
   mountPoint: string;
+  /** The mount point's own flags (e.g. rw, nosuid, nodev, noexec, relatime). */
+  flags: string[];
   /** The superblock's options without rw/ro (e.g. nsdelegate, memory_recursiveprot). */
   options: string[];
 }
@@ -52,9 +54,11 @@ export function cgroup2Mount(mountinfo: string): Cgroup2Mount | undefined {
     if (!right) continue;
     const [fsType, , superOptions = ""] = right.split(" ");
     if (fsType !== "cgroup2") continue;
-    const mountPoint = unescapeMountinfo(left.split(" ")[4] ?? "");
+    const fields = left.split(" ");
+    const mountPoint = unescapeMountinfo(fields[4] ?? "");
+    const flags = (fields[5] ?? "").split(",").filter(Boolean);
     const options = superOptions.split(",").filter((o) => o && o !== "rw" && o !== "ro");
-    mounts.push({ mountPoint, options });
+    mounts.push({ mountPoint, flags, options });
   }
   const rank = (m: Cgroup2Mount) =>
     m.mountPoint === "/sys/fs/cgroup" ? 0 : m.mountPoint === "/sys/fs/cgroup/unified" ? 1 : 2;
@@ -74,7 +78,9 @@ export async function favorDynmods(host: TuningHost): Promise<FavorDynmods> {
     return { state: "already on", mountPoint: mount.mountPoint };
   }
   try {
-    await host.remount(mount.mountPoint, [...mount.options, FAVOR_DYNMODS]);
+    // The mount point's flags too: a remount without them would clear nosuid, nodev, noexec
+    // (util-linux's mount adds them itself; others may not).
+    await host.remount(mount.mountPoint, [...mount.flags, ...mount.options, FAVOR_DYNMODS]);
   } catch (err) {
     return {
       state: "unavailable",

@@ -1,6 +1,6 @@
 /**
  * End-to-end: `faasd up` turns on the kernel's cgroup favordynmods mode (faster container starts)
- * by remounting the host's cgroup2 hierarchy with its other options kept, and leaves it alone with
+ * by remounting the host's cgroup2 hierarchy with its other options and flags kept, and leaves it alone with
  * `--cgroup-favordynmods off`. The hierarchy's options are put back as they were at the end.
  */
 
@@ -18,13 +18,16 @@ function hostMount(): Cgroup2Mount | undefined {
   return cgroup2Mount(readFileSync("/proc/self/mountinfo", "utf8"));
 }
 
-/** Remounts the hierarchy with exactly `options` (mount(8) would otherwise merge the old ones). */
-function remountExactly(mountPoint: string, options: string[]): void {
+/**
+ * Remounts the hierarchy with exactly its `flags` and `options` (mount(8) would otherwise merge
+ * the old ones in).
+ */
+function remountExactly(mountPoint: string, flags: string[], options: string[]): void {
   const r = spawnSync("mount", [
     "--options-source",
     "disable",
     "-o",
-    ["remount", "rw", ...options].join(","),
+    ["remount", ...flags, ...options].join(","),
     mountPoint,
   ], { encoding: "utf8" });
   assert.equal(r.status, 0, `mount -o remount ${mountPoint}: ${r.stderr}`);
@@ -45,7 +48,7 @@ Deno.test("cgroup favordynmods: on at start by default, untouched with off", asy
     return;
   }
   const others = before.options.filter((o) => o !== FAVOR_DYNMODS);
-  remountExactly(before.mountPoint, others);
+  remountExactly(before.mountPoint, before.flags, others);
   assert.ok(!hostMount()!.options.includes(FAVOR_DYNMODS), "the test could not turn it off");
   let app = await startAppliance({ args: ["--cgroup-favordynmods", "off"] });
   try {
@@ -69,6 +72,7 @@ Deno.test("cgroup favordynmods: on at start by default, untouched with off", asy
       assert.match(line, /"msg":"cgroup favordynmods on"/);
       assert.ok(line.includes(`"mount":"${before.mountPoint}"`), line);
       assert.deepEqual(hostMount()!.options, [...others, FAVOR_DYNMODS]);
+      assert.deepEqual(hostMount()!.flags, before.flags, "the mount point's flags changed");
     });
 
     await t.step("a second start finds it on", async () => {
@@ -83,6 +87,6 @@ Deno.test("cgroup favordynmods: on at start by default, untouched with off", asy
   } finally {
     await app.stop();
     await removeTestNetwork(app.network, app.dataDir);
-    remountExactly(before.mountPoint, before.options);
+    remountExactly(before.mountPoint, before.flags, before.options);
   }
 });

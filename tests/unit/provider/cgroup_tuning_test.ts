@@ -47,11 +47,16 @@ Deno.test("cgroup2Mount() finds the host's cgroup2 hierarchy and its options", a
   await t.step("a v2 host: /sys/fs/cgroup, rw dropped", () => {
     assert.deepEqual(cgroup2Mount(V2), {
       mountPoint: "/sys/fs/cgroup",
+      flags: ["rw", "nosuid", "nodev", "noexec", "relatime"],
       options: ["nsdelegate", "memory_recursiveprot"],
     });
   });
   await t.step("a hybrid host: /sys/fs/cgroup/unified", () => {
-    assert.deepEqual(cgroup2Mount(HYBRID), { mountPoint: "/sys/fs/cgroup/unified", options: [] });
+    assert.deepEqual(cgroup2Mount(HYBRID), {
+      mountPoint: "/sys/fs/cgroup/unified",
+      flags: ["rw", "relatime"],
+      options: [],
+    });
   });
   await t.step("the host's hierarchy before another cgroup2 mount listed first", () => {
     const other = "50 24 0:40 / /run/x\\040y rw - cgroup2 cgroup2 rw\n";
@@ -66,10 +71,19 @@ Deno.test("cgroup2Mount() finds the host's cgroup2 hierarchy and its options", a
 Deno.test("favorDynmods() remounts with the options the hierarchy had, plus favordynmods", async () => {
   const host = fakeHost(V2);
   assert.deepEqual(await favorDynmods(host), { state: "on", mountPoint: "/sys/fs/cgroup" });
-  // nsdelegate and memory_recursiveprot are kept: a cgroup2 remount resets what it is not given.
+  // The flags, nsdelegate and memory_recursiveprot are kept: a remount resets what it is not given.
   assert.deepEqual(host.calls, [[
     "/sys/fs/cgroup",
-    ["nsdelegate", "memory_recursiveprot", FAVOR_DYNMODS],
+    [
+      "rw",
+      "nosuid",
+      "nodev",
+      "noexec",
+      "relatime",
+      "nsdelegate",
+      "memory_recursiveprot",
+      FAVOR_DYNMODS,
+    ],
   ]]);
 });
 
