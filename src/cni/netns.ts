@@ -3,6 +3,7 @@
  * /var/run/netns. Each replica gets its own, named `<prefix><containerId>`.
  */
 
+import { stat } from "node:fs/promises";
 import { AlreadyExistsError, InvalidArgumentError } from "../errors.ts";
 import { commandFailed, type Exec, run } from "./exec.ts";
 
@@ -41,6 +42,19 @@ export async function createNetns(deps: { exec: Exec }, name: string): Promise<s
     throw commandFailed(`Cannot create netns "${name}"`, r);
   }
   return path;
+}
+
+/**
+ * Whether the named netns exists: its file is a mount (nsfs, on another device than the
+ * directory), not a file left without its mount. No process is run.
+ */
+export async function netnsMounted(name: string): Promise<boolean> {
+  try {
+    const [file, dir] = await Promise.all([stat(netnsPath(name)), stat(NETNS_DIR)]);
+    return file.dev !== dir.dev;
+  } catch {
+    return false;
+  }
 }
 
 /** Deletes the named netns (`ip netns delete`); reports false when it did not exist. */

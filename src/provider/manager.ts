@@ -102,6 +102,8 @@ interface Replica {
   restarts: number;
   startedAt: number;
   restartTimer?: ReturnType<typeof setTimeout>;
+  /** The snapshot's mounts, known once a task was created: a restart needs no round trip. */
+  mounts?: Mount[];
 }
 
 interface Fn {
@@ -534,9 +536,13 @@ export class FunctionManager {
   ): Promise<void> {
     r.state = "starting";
     r.startedAt = Date.now();
-    const started = await startReplicaTask(this.#replicaDeps(), r.ref, opts);
+    const started = await startReplicaTask(this.#replicaDeps(), r.ref, {
+      ...opts,
+      mounts: opts.mounts ?? r.mounts,
+    });
     r.ip = started.ip;
     r.pid = started.pid;
+    r.mounts = started.mounts;
     this.#probe(fn, r);
   }
 

@@ -12,7 +12,7 @@ import { readCache } from "../cni/cache.ts";
 import { createExec } from "../cni/exec.ts";
 import { collectNetworkGarbage } from "../cni/gc.ts";
 import { enableIpForward } from "../cni/host.ts";
-import { createNetns, deleteNetns, loopbackUp, netnsPath } from "../cni/netns.ts";
+import { createNetns, deleteNetns, loopbackUp, netnsMounted, netnsPath } from "../cni/netns.ts";
 import { ensureSubnetRules } from "../cni/subnet_rules.ts";
 import { Cni } from "../cni/plugins.ts";
 import type { Containerd } from "../containerd/client.ts";
@@ -125,6 +125,7 @@ export async function startProvider(opts: ProviderOptions) {
       createNetns: async (id) => {
         await createNetns({ exec }, netnsPrefix + id);
       },
+      netnsExists: (id) => netnsMounted(netnsPrefix + id),
       loopbackUp: (id) => loopbackUp({ exec }, netnsPrefix + id),
       removeNetns: async (id) => {
         await deleteNetns({ exec }, netnsPrefix + id);

@@ -26,6 +26,8 @@ export interface Network {
   netnsPath?(networkId: string): string;
   /** Creates the pinned netns; AlreadyExistsError when it exists. */
   createNetns?(networkId: string): Promise<void>;
+  /** Whether the pinned netns exists (cheaper than trying to create it). */
+  netnsExists?(networkId: string): Promise<boolean>;
   /** Brings `lo` up in a pinned netns made by createNetns (before CNI ADD attaches it). */
   loopbackUp?(networkId: string): Promise<void>;
   /** Removes the pinned netns; a missing one is fine. */
@@ -132,6 +134,8 @@ export interface StartedTask {
   pid: number;
   ip: string;
   exited: Promise<ExitResult>;
+  /** The snapshot's mounts the task was created on (the same for every task of the replica). */
+  mounts: Mount[];
 }
 
 /** A replica's network being set up: the pinned netns exists once `created` resolves. */
@@ -152,9 +156,17 @@ export function setUpReplicaNetwork(
 ): PendingNetwork {
   const net = deps.network;
   let fresh = true;
-  const created = net.createNetns!(ref.networkId).catch((err) => {
-    if (!(err instanceof AlreadyExistsError)) throw err;
-    fresh = false;
+  // A restart usually finds its netns: a look at the file spares running `ip netns add`.
+  const exists = opts.reuseIp && net.netnsExists ? net.netnsExists(ref.networkId) : undefined;
+  const created = (exists ?? Promise.resolve(false)).then((there) => {
+    if (there) {
+      fresh = false;
+      return;
+    }
+    return net.createNetns!(ref.networkId).catch((err) => {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      fresh = false;
+    });
   });
   // The task can be created once the netns exists; `lo` and the attachment only have to be
   // there before it starts, so they run while containerd creates it.
@@ -242,7 +254,7 @@ export async function startReplicaTask(
     networkMs: ms(t2, t3),
     startMs: ms(t3, performance.now()),
   });
-  return { pid, ip, exited };
+  return { pid, ip, exited, mounts };
 }
 
 /**

@@ -17,7 +17,14 @@ import { collectNetworkGarbage } from "../../src/cni/gc.ts";
 import { enableIpForward, linkExists, teardownNetwork } from "../../src/cni/host.ts";
 import { pruneForwardRules, pruneMasquerade } from "../../src/cni/iptables.ts";
 import { listLeases, releaseStaleLeases } from "../../src/cni/leases.ts";
-import { createNetns, deleteNetns, listNetns, netnsPath } from "../../src/cni/netns.ts";
+import {
+  createNetns,
+  deleteNetns,
+  listNetns,
+  NETNS_DIR,
+  netnsMounted,
+  netnsPath,
+} from "../../src/cni/netns.ts";
 import { Cni } from "../../src/cni/plugins.ts";
 import { createLogger } from "../../src/log.ts";
 
@@ -123,8 +130,10 @@ Deno.test({
         "add() gives two replicas different IPs in the subnet, with .1 as gateway",
         async () => {
           for (const id of ["fn-a", "fn-b"]) {
+            assert.equal(await netnsMounted(prefix + id), false, "before it is created");
             const path = await createNetns({ exec }, prefix + id);
             assert.equal(path, netnsPath(prefix + id));
+            assert.equal(await netnsMounted(prefix + id), true, "once it is created");
             const a = await cni.add(id, path);
             assert.ok(subnetContains(subnet, a.ip), `${a.ip} in ${subnet}`);
             assert.equal(a.gateway, gatewayIp(subnet));
@@ -132,6 +141,14 @@ Deno.test({
             ips[id] = a.ip;
           }
           assert.notEqual(ips["fn-a"], ips["fn-b"]);
+          // A file left without its mount (as after a failed `ip netns add`) is no netns.
+          const plain = `${NETNS_DIR}/${prefix}plain`;
+          await Deno.writeTextFile(plain, "");
+          try {
+            assert.equal(await netnsMounted(prefix + "plain"), false, "a plain file");
+          } finally {
+            await Deno.remove(plain);
+          }
           const leases = await listLeases(ipamDir, networkName);
           assert.deepEqual(
             leases.map((l) => [l.ip, l.containerId, l.ifName]).sort(),
