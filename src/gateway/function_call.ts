@@ -518,7 +518,8 @@ export async function streamBody(
   limit: number,
   aborted: Promise<never>,
 ): Promise<void> {
-  const scanner = chunked ? new ChunkedScanner() : undefined;
+  // Strict: the bytes go on as they came, to a server that must see the same chunks.
+  const scanner = chunked ? new ChunkedScanner({ strict: true }) : undefined;
   for (;;) {
     if (c.start < c.end) {
       let n: number;

@@ -310,13 +310,23 @@ const enum Chunk {
  * `scan` says how many of the bytes belong to the body, and `done` when its last chunk and
  * trailers have passed. `dataBytes` counts the payload (for the body limit). Throws WireError
  * (400) on bad framing.
+ *
+ * `strict` (a client's body, forwarded over a connection other clients' requests use too) accepts
+ * only CRLF line ends: a server that reads a bare LF differently would see other chunk boundaries,
+ * and could take the rest of the body for a request of its own. Otherwise a bare LF ends a line
+ * (RFC 9112 §2.2 allows it), as some functions' servers send them.
  */
 export class ChunkedScanner {
   #state = Chunk.Size;
   #left = 0;
   #digits = 0;
   #lineLength = 0;
+  readonly #strict: boolean;
   dataBytes = 0;
+
+  constructor(opts: { strict?: boolean } = {}) {
+    this.#strict = opts.strict ?? false;
+  }
 
   get done(): boolean {
     return this.#state === Chunk.Done;
@@ -338,6 +348,7 @@ export class ChunkedScanner {
           } else if (b === 13) {
             this.#state = Chunk.SizeLf;
           } else if (b === 10) {
+            this.#bareLf();
             this.#endSize();
           } else if (b === 59 || b === 32 || b === 9) {
             this.#state = Chunk.Ext;
@@ -348,8 +359,10 @@ export class ChunkedScanner {
           break;
         }
         case Chunk.Ext:
-          if (b === 10) this.#endSize();
-          else if (b === 13) this.#state = Chunk.SizeLf;
+          if (b === 10) {
+            this.#bareLf();
+            this.#endSize();
+          } else if (b === 13) this.#state = Chunk.SizeLf;
           else if (++this.#lineLength > 4096) throw new WireError(400, "chunk extension too long");
           i++;
           break;
@@ -368,8 +381,10 @@ export class ChunkedScanner {
         }
         case Chunk.DataCr:
           if (b === 13) this.#state = Chunk.DataLf;
-          else if (b === 10) this.#nextChunk();
-          else throw new WireError(400, "chunk data longer than its size");
+          else if (b === 10) {
+            this.#bareLf();
+            this.#nextChunk();
+          } else throw new WireError(400, "chunk data longer than its size");
           i++;
           break;
         case Chunk.DataLf:
@@ -379,6 +394,7 @@ export class ChunkedScanner {
           break;
         case Chunk.Trailer:
           if (b === 10) {
+            this.#bareLf();
             if (this.#lineLength === 0) this.#state = Chunk.Done;
             this.#lineLength = 0;
           } else if (b === 13) {
@@ -397,6 +413,10 @@ export class ChunkedScanner {
       }
     }
     return i - start;
+  }
+
+  #bareLf(): void {
+    if (this.#strict) throw new WireError(400, "a chunked body's line ends with LF without CR");
   }
 
   #endSize(): void {

@@ -145,6 +145,19 @@ Deno.test("wire: the chunked scanner stops exactly at the end of the body, fed i
   const bare = enc.encode("2\nok\n0\n\n");
   assert.equal(lf.scan(bare, 0, bare.length), bare.length);
   assert.ok(lf.done);
+  // Strict (a client's body): every bare LF is refused, wherever it is.
+  for (const bare of ["2\nok\r\n0\r\n\r\n", "2;x\nok\r\n", "2\r\nok\n", "0\r\n\n"]) {
+    const strict = new ChunkedScanner({ strict: true });
+    assert.throws(() => strict.scan(enc.encode(bare), 0, bare.length), (err) => {
+      assert.ok(err instanceof WireError);
+      assert.equal(err.status, 400);
+      assert.match(err.message, /LF without CR/);
+      return true;
+    }, JSON.stringify(bare));
+  }
+  const strict = new ChunkedScanner({ strict: true });
+  assert.equal(strict.scan(bytes, 0, bytes.length), body.length);
+  assert.ok(strict.done);
   for (const bad of ["zz\r\n", "2\r\nabc\r\n", "\r\n", "1\r\na\rx"]) {
     const s = new ChunkedScanner();
     assert.throws(() => s.scan(enc.encode(bad), 0, bad.length), WireError, bad);
