@@ -119,7 +119,6 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
       throw new Error(`creating namespace ${ns} answered ${created.status}: ${created.text}`);
     }
     ctx.facts["OCI runtime"] = runtimeOf(app);
-    ctx.facts["cgroup favordynmods"] = favordynmodsOf(app);
     const pid = await appliancePid(app);
     const env: Env = { app, client, ns, image, ctx, pid, live };
     ctx.facts["appliance RSS after start MB"] = mb(await statusKb(pid, "VmRSS"));
@@ -440,14 +439,6 @@ async function runcDeployFigure(env: Env): Promise<Figure> {
 /** The OCI runtime an appliance says it uses in its "listening" log line. */
 function runtimeOf(app: Appliance): string {
   return app.log().match(/"runtime":"([^"]+)"/)?.[1] ?? "unknown";
-}
-
-/** What the appliance logged about the cgroup favordynmods mode at start. */
-function favordynmodsOf(app: Appliance): string {
-  const line = app.log().split("\n").find((l) => l.includes("cgroup favordynmods"));
-  if (!line) return "not logged";
-  const { msg, mount, reason } = JSON.parse(line);
-  return [msg, mount, reason].filter(Boolean).join(": ");
 }
 
 /**

@@ -7,7 +7,6 @@ import { machine } from "node:os";
 import process from "node:process";
 import { BUILD_INFO } from "../build_info.ts";
 import type { ResolvedConfig } from "../config/config.ts";
-import { createExec } from "../cni/exec.ts";
 import { Containerd } from "../containerd/client.ts";
 import { PermissionDeniedError } from "../errors.ts";
 import { basicAuthChecker, unauthorized } from "../gateway/auth.ts";
@@ -17,7 +16,6 @@ import { credentialPaths, ensureCredentials } from "../install/credentials.ts";
 import { checkPrerequisites } from "../install/prerequisites.ts";
 import { createLogger } from "../log.ts";
 import { serve } from "../platform/http.ts";
-import { favorDynmods, hostTuning } from "../provider/cgroup_tuning.ts";
 import { startProvider } from "../provider/provider.ts";
 import { resolveOciRuntime } from "../provider/oci_runtime.ts";
 import { parseDuration } from "../provider/scale_labels.ts";
@@ -57,16 +55,6 @@ export async function runAppliance(
   process.once("SIGINT", () => onSignal("SIGINT"));
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   try {
-    if (config.cgroupFavordynmods === "on") {
-      const tuned = await favorDynmods(hostTuning(createExec()));
-      if (tuned.state === "unavailable") {
-        log.info("cgroup favordynmods not turned on: containers start about 10 ms slower", {
-          reason: tuned.reason,
-        });
-      } else {
-        log.info(`cgroup favordynmods ${tuned.state}`, { mount: tuned.mountPoint });
-      }
-    }
     const creds = await ensureCredentials(config.dataDir);
     const checkAuth = basicAuthChecker(creds);
     const images = createImageService({ containerd, dataDir: config.dataDir, log });

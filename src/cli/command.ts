@@ -109,12 +109,6 @@ export const NETWORK_FLAGS: Record<string, Flag> = {
     description:
       "OCI runtime for replicas: auto (crun when installed, else runc), runc, crun or a path",
   },
-  "cgroup-favordynmods": {
-    type: "string",
-    valueName: "on|off",
-    config: "cgroupFavordynmods",
-    description: "turn on the kernel's cgroup favordynmods mode at start (faster container starts)",
-  },
 };
 
 /** Flags of the gateway (`faasd up`). */

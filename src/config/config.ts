@@ -33,8 +33,6 @@ export interface ResolvedConfig {
   readonly scaleDownWindow: string;
   /** OCI runtime for replicas: `auto` (crun when installed, else runc), `runc`, `crun`, a path. */
   readonly runtime: string;
-  /** `on`: turn on the kernel's cgroup favordynmods mode at start (faster container starts). */
-  readonly cgroupFavordynmods: string;
 }
 
 /** Values as they arrive from flags or the environment, before validation. */
@@ -55,7 +53,6 @@ export const DEFAULTS: ResolvedConfig = Object.freeze({
   maxBodySize: "20Mi",
   scaleDownWindow: "30s",
   runtime: "auto",
-  cgroupFavordynmods: "on",
 });
 
 /** The environment variable that may set each option, named in `--help`. */
@@ -73,7 +70,6 @@ export const ENV_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object.
   maxBodySize: "FAASD_MAX_BODY_SIZE",
   scaleDownWindow: "FAASD_SCALE_DOWN_WINDOW",
   runtime: "FAASD_RUNTIME",
-  cgroupFavordynmods: "FAASD_CGROUP_FAVORDYNMODS",
 });
 
 /** The command-line flag for each option, used in error messages. */
@@ -91,7 +87,6 @@ export const FLAG_NAMES: Readonly<Record<keyof ResolvedConfig, string>> = Object
   maxBodySize: "--max-body-size",
   scaleDownWindow: "--scale-down-window",
   runtime: "--runtime",
-  cgroupFavordynmods: "--cgroup-favordynmods",
 });
 
 /**
@@ -130,15 +125,7 @@ export function resolveConfig(
   };
 
   const text = (
-    key:
-      | "bridge"
-      | "subnet"
-      | "dns"
-      | "queue"
-      | "upstreamTimeout"
-      | "maxBodySize"
-      | "runtime"
-      | "cgroupFavordynmods",
+    key: "bridge" | "subnet" | "dns" | "queue" | "upstreamTimeout" | "maxBodySize" | "runtime",
     re: RegExp,
     what: string,
   ): string => {
@@ -194,6 +181,5 @@ export function resolveConfig(
     ),
     scaleDownWindow: scaleDownWindow?.value ?? DEFAULTS.scaleDownWindow,
     runtime: text("runtime", /^(auto|runc|crun|\/\S+)$/, "auto, runc, crun or an absolute path"),
-    cgroupFavordynmods: text("cgroupFavordynmods", /^(on|off)$/, "on or off"),
   });
 }

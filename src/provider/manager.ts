@@ -854,7 +854,6 @@ export class FunctionManager {
       containers: c.containers,
       snapshots: c.snapshots,
       tasks: c.tasks,
-      leases: c.leases,
       network: this.#deps.network,
       freezer: this.#freezer,
       runtime: this.#deps.runtime,

@@ -9,7 +9,6 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Containers } from "../containerd/containers.ts";
-import type { Leases } from "../containerd/leases.ts";
 import type { Snapshots } from "../containerd/snapshots.ts";
 import type { ExitResult, TaskRuntimeOptions, Tasks } from "../containerd/tasks.ts";
 import type { Mount } from "../containerd/types.ts";
@@ -41,7 +40,6 @@ export interface ReplicaDeps {
   containers: Pick<Containers, "create" | "delete" | "get">;
   snapshots: Pick<Snapshots, "prepare" | "remove" | "mounts">;
   tasks: Pick<Tasks, "create" | "start" | "kill" | "wait" | "delete" | "get" | "pause" | "resume">;
-  leases: Pick<Leases, "create" | "delete">;
   network: Network;
   /** Thaws a replica frozen while idle before it is stopped (none for services: never frozen). */
   freezer?: Freezer;
@@ -86,7 +84,12 @@ export function logFile(logDir: string, namespace: string, fn: string, id: strin
   return join(logDir, namespace, fn, `${id}.log`);
 }
 
-/** Creates the container record on a fresh snapshot of the image (no task yet). */
+/**
+ * Creates the container record on a fresh snapshot of the image (no task yet). The record comes
+ * first: it names the snapshot key, and containerd's garbage collector keeps a snapshot a
+ * container names, so the snapshot is never unreferenced and no lease is needed — two metadata
+ * transactions instead of four (lease, snapshot, record, lease removal), each one a disk sync.
+ */
 export async function createReplicaContainer(
   deps: ReplicaDeps,
   ref: ReplicaRef,
@@ -97,36 +100,29 @@ export async function createReplicaContainer(
     labels: Record<string, string>;
   },
 ): Promise<Mount[]> {
-  // Prepare and Create under one lease: GC would otherwise collect the snapshot in between.
-  // They run at the same time (a container record only names its snapshot key).
   const t0 = performance.now();
-  const lease = await deps.leases.create(ref.namespace, { expireMs: 3600_000 });
-  const prepared = deps.snapshots.prepare(ref.namespace, ref.id, opts.parentSnapshot, {}, {
-    lease: lease.id,
-  });
-  const created = deps.containers.create(ref.namespace, {
+  await deps.containers.create(ref.namespace, {
     id: ref.id,
     image: opts.image,
     spec: opts.spec,
     labels: opts.labels,
     snapshotKey: ref.id,
-  }, { lease: lease.id });
-  const [p, c] = await Promise.allSettled([prepared, created]);
-  if (p.status === "rejected" || c.status === "rejected") {
-    if (c.status === "fulfilled") {
-      await deps.containers.delete(ref.namespace, ref.id).catch(() => {});
-    }
-    await deps.snapshots.remove(ref.namespace, ref.id).catch(() => {});
-    await deps.leases.delete(ref.namespace, lease.id).catch(() => {});
-    throw p.status === "rejected" ? p.reason : (c as PromiseRejectedResult).reason;
+  });
+  const t1 = performance.now();
+  let mounts: Mount[];
+  try {
+    mounts = await deps.snapshots.prepare(ref.namespace, ref.id, opts.parentSnapshot);
+  } catch (err) {
+    await deps.containers.delete(ref.namespace, ref.id).catch(() => {});
+    throw err;
   }
-  // Both now hold each other: the lease can go while the task is created.
-  deps.leases.delete(ref.namespace, lease.id).catch(() => {});
+  const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
   deps.log.debug("replica container created", {
     replica: ref.id,
-    ms: Math.round((performance.now() - t0) * 10) / 10,
+    containerMs: ms(t0, t1),
+    snapshotMs: ms(t1, performance.now()),
   });
-  return p.value;
+  return mounts;
 }
 
 /** A started task: its IP and a promise that settles when it exits. */

@@ -216,7 +216,6 @@ export class Supervisor {
       containers: c.containers,
       snapshots: c.snapshots,
       tasks: c.tasks,
-      leases: c.leases,
       network: serviceNetwork(this.#deps.cni, this.#deps.prefixLength, this.#log),
       runtime: this.#deps.runtime,
       log: this.#log,

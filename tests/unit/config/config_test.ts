@@ -41,12 +41,6 @@ Deno.test("resolveConfig() prefers flags, then env, then defaults", async (t) =>
       },
     },
     {
-      name: "cgroup favordynmods turned off from env",
-      flags: {},
-      env: { FAASD_CGROUP_FAVORDYNMODS: "off" },
-      want: { ...DEFAULTS, cgroupFavordynmods: "off" },
-    },
-    {
       name: "trailing slashes are dropped from paths",
       flags: { dataDir: "/var/lib/faasd-test//" },
       env: {},
@@ -103,12 +97,6 @@ Deno.test("resolveConfig() names the flag or variable whose value is wrong", asy
       flags: {},
       env: { FAASD_MAX_BODY_SIZE: "1TB" },
       want: /FAASD_MAX_BODY_SIZE/,
-    },
-    {
-      name: "favordynmods neither on nor off",
-      flags: { cgroupFavordynmods: "yes" },
-      env: {},
-      want: /--cgroup-favordynmods must be on or off, got "yes"/,
     },
   ];
   for (const c of cases) {
