@@ -19,6 +19,7 @@ import {
   BODY_REUSE_MS,
   type CallContext,
   type CallDeps,
+  ClientGoneError,
   copyBody,
   FunctionCall,
   MAX_HEAD,
@@ -441,6 +442,9 @@ export class FrontDoor {
     }
     inner.setNoDelay(true);
     try {
+      // The pipe reads the connection itself: a read started ahead ends first (none is expected
+      // here: one starts only while a call waits with nothing more from the client buffered).
+      if (c.pending && !(await c.pending.catch(() => false))) return;
       if (!(await writeAll(inner, c.buf.subarray(c.start, c.end)).then(() => true, () => false))) {
         return;
       }
@@ -494,6 +498,12 @@ export class FrontDoor {
         // The response head went out; what failed was its body. Nothing more can be said.
         return false;
       }
+      if (err instanceof ClientGoneError) {
+        // Counted as nginx logs it: 499, the client closed the request.
+        end(499);
+        this.#deps.log.debug("call abandoned", { function: target.name, reason: err.message });
+        return false;
+      }
       const failure = x.failure(err);
       const answer = errorResponse(failure, this.#deps.log);
       end(answer.status);
@@ -506,11 +516,12 @@ export class FrontDoor {
   }
 }
 
-/** Copies `from` to `to` until `from` ends, then ends `to`'s writing side. */
+/** Skips the empty lines a client may send before a request line. */
 function skipEmptyLines(c: Wire): void {
   while (c.start < c.end && (c.buf[c.start] === 13 || c.buf[c.start] === 10)) c.start++;
 }
 
+/** Copies `from` to `to` until `from` ends, then ends `to`'s writing side. */
 async function pipe(from: Deno.TcpConn, to: Deno.TcpConn, buf: Uint8Array): Promise<void> {
   try {
     for (;;) {

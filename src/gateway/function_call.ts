@@ -36,6 +36,7 @@ import {
   closeQuietly,
   fill,
   HeadTooLarge,
+  readAhead,
   type UpstreamPool,
   type Wire,
   writeAll,
@@ -96,6 +97,11 @@ export interface Upstream {
   key: string;
 }
 
+/** The client closed its connection while its call waited for a replica: nobody to answer. */
+export class ClientGoneError extends Error {
+  override name = "ClientGoneError";
+}
+
 /** One call through the front door: route, forward, answer. */
 export class FunctionCall {
   readonly #ctx: CallContext;
@@ -149,18 +155,41 @@ export class FunctionCall {
     for (const h of head.headers) if (h.name === "x-call-id" && h.value) callId = h.value;
     this.#callId = callId || randomUUID();
     this.#startNs = `${BigInt(Date.now()) * 1_000_000n}`;
+    const c = this.#c;
+    let left: AbortController | undefined;
     try {
       this.#route = await deps.router.route(this.#name, this.#namespace, {
         timeoutMs: deps.readyTimeoutMs,
+        // Read only when the call must wait for a replica: then a client that leaves meanwhile
+        // is noticed (its connection is read ahead) and the wait ends.
+        get signal() {
+          if (!left) {
+            left = new AbortController();
+            const gone = left;
+            if (!hasBody && c.start === c.end) {
+              readAhead(c, MAX_HEAD).then((more) => more || gone.abort(), () => gone.abort());
+            }
+          }
+          return left.signal;
+        },
       });
     } catch (err) {
       if (err instanceof NotFoundError) throw err;
+      if (left?.signal.aborted) {
+        throw new ClientGoneError(`the client left while function ${this.#fn} had no replica`);
+      }
       throw new UnavailableError(
         `function ${this.#fn} is not available: ${(err as Error).message}`,
         { cause: err },
       );
     }
     const route = this.#route;
+    if (left?.signal.aborted) {
+      // The replica came as the client left: nothing is sent to it.
+      route.release();
+      this.#route = undefined;
+      throw new ClientGoneError(`the client left while function ${this.#fn} had no replica`);
+    }
     this.#timeoutMs = route.timeoutMs ?? deps.upstreamTimeoutMs;
     this.#deadline = {
       deadline: this.#started + this.#timeoutMs,
@@ -174,7 +203,6 @@ export class FunctionCall {
     const key = `${route.ip}:${route.port}`;
     const request = this.#requestHead(pathAndQuery, key, hasBody);
     // The body's first bytes, when they came with the head, go in the same write.
-    const c = this.#c;
     let first = request;
     let sent = 0;
     if (hasBody && !head.chunked) {

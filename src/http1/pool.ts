@@ -13,6 +13,8 @@ export interface Wire {
   end: number;
   /** When it went back to the pool (performance.now()). */
   idleSince: number;
+  /** A read started by {@link readAhead} that has not ended: the next `fill` takes it over. */
+  pending?: Promise<boolean>;
 }
 
 /** Wraps a connection (Nagle off: requests and answers are small and sent whole). */
@@ -26,7 +28,26 @@ export function wire(tcp: Deno.TcpConn, size = 16 * 1024): Wire {
  * (up to `max`) when it is full; false at the end of the stream. Throws HeadTooLarge when the
  * unread bytes already fill `max`.
  */
-export async function fill(w: Wire, max: number): Promise<boolean> {
+export function fill(w: Wire, max: number): Promise<boolean> {
+  // One read at a time: a read started ahead is the one this call waits for.
+  return w.pending ?? read(w, max);
+}
+
+/**
+ * Starts a read now, for a connection nobody reads from for a while (a client waiting for a
+ * replica): its end, when the client leaves, is seen at once. The next `fill` takes the read
+ * over, so bytes that arrive meanwhile are kept.
+ */
+export function readAhead(w: Wire, max: number): Promise<boolean> {
+  if (w.pending) return w.pending;
+  const p: Promise<boolean> = read(w, max).finally(() => {
+    if (w.pending === p) w.pending = undefined;
+  });
+  w.pending = p;
+  return p;
+}
+
+async function read(w: Wire, max: number): Promise<boolean> {
   if (w.start === w.end) w.start = w.end = 0;
   if (w.end === w.buf.length) {
     if (w.start > 0) {

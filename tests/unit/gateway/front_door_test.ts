@@ -3,7 +3,8 @@
  * or a raw TCP server): call headers both ways, keep-alive and pipelined requests, bodies with
  * Content-Length and chunked both ways, the body limit, Expect: 100-continue, HEAD, errors (400,
  * 431, 404, 502, 503, 504) and closed connections, a slow partial head holding only its own
- * connection, and everything else handed to the fallback router.
+ * connection, a client that leaves while its call waits for a replica, and everything else handed
+ * to the fallback router.
  */
 
 import assert from "node:assert/strict";
@@ -39,7 +40,11 @@ interface Door {
 }
 
 async function door(
-  route: (name: string, ns: string) => Promise<Omit<Route, "release">>,
+  route: (
+    name: string,
+    ns: string,
+    opts: { timeoutMs: number; signal?: AbortSignal },
+  ) => Promise<Omit<Route, "release">>,
   opts: Partial<FrontDoorDeps> = {},
 ): Promise<Door> {
   const ac = new AbortController();
@@ -48,7 +53,10 @@ async function door(
   let released = 0;
   const server = await serveFrontDoor({
     router: {
-      route: async (name, ns) => ({ ...await route(name, ns), release: () => void released++ }),
+      route: async (name, ns, o) => ({
+        ...await route(name, ns, o),
+        release: () => void released++,
+      }),
     },
     readyTimeoutMs: 1000,
     upstreamTimeoutMs: 5000,
@@ -598,4 +606,93 @@ Deno.test("front door: headers a Connection header names are not forwarded, eith
   assert.equal(seen?.get("x-hop"), null);
   assert.equal(seen?.get("x-kept"), "2");
   assert.doesNotMatch(text, /x-reply-hop/i);
+});
+
+/** A router whose function has no replica until `ready()`; it records how each wait ended. */
+function waitingRoute(port: number) {
+  let ready!: () => void;
+  const came = new Promise<void>((r) => ready = r);
+  let asked!: () => void;
+  const first = new Promise<void>((r) => asked = r);
+  const waits: Array<"served" | "abandoned"> = [];
+  return {
+    waits,
+    /** Resolves once a call has asked for a replica. */
+    asked: first,
+    ready: () => ready(),
+    route: (_name: string, _ns: string, o: { timeoutMs: number; signal?: AbortSignal }) => {
+      // As the manager does when it has no ready replica: the call's signal is read.
+      const signal = o.signal!;
+      asked();
+      return new Promise<Omit<Route, "release">>((resolve, reject) => {
+        // The manager's ready timeout, so a wait nobody ends fails the test rather than hangs.
+        const timer = setTimeout(() => reject(new Error("no ready replica in time")), o.timeoutMs);
+        const abandoned = () => {
+          clearTimeout(timer);
+          waits.push("abandoned");
+          reject(new Error("no ready replica"));
+        };
+        signal.addEventListener("abort", abandoned, { once: true });
+        came.then(() => {
+          if (signal.aborted) return;
+          clearTimeout(timer);
+          signal.removeEventListener("abort", abandoned);
+          waits.push("served");
+          resolve({ ip: "127.0.0.1", port });
+        });
+      });
+    },
+  };
+}
+
+async function until(what: string, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+Deno.test("front door: a client that leaves while its call waits for a replica ends the wait", async () => {
+  let calls = 0;
+  await using up = upstream(() => {
+    calls++;
+    return new Response("ok");
+  });
+  const r = waitingRoute(up.port);
+  await using d = await door(r.route);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  await conn.write(enc.encode("GET /function/f/ HTTP/1.1\r\nHost: h\r\n\r\n"));
+  await r.asked;
+  conn.close();
+  await until("the call to be counted", () => d.counted.length > 0);
+  assert.deepEqual(r.waits, ["abandoned"]);
+  assert.deepEqual(d.counted, [["f.openfaas-fn", 499]]);
+  // A replica that comes now gets nothing.
+  r.ready();
+  await new Promise((res) => setTimeout(res, 20));
+  assert.equal(calls, 0, "nothing was sent to the function");
+});
+
+Deno.test("front door: a client that stays is answered after the wait, and what it sent meanwhile too", async () => {
+  await using up = upstream((req) => new Response(`ok ${new URL(req.url).pathname}`));
+  const r = waitingRoute(up.port);
+  await using d = await door(r.route);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  try {
+    await conn.write(enc.encode("GET /function/f/a HTTP/1.1\r\nHost: h\r\n\r\n"));
+    await r.asked;
+    // The next request arrives while the first still waits: read ahead, and kept for later.
+    await conn.write(
+      enc.encode("GET /function/f/b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+    );
+    await new Promise((res) => setTimeout(res, 20));
+    r.ready();
+    const got = responses(await readAll(conn));
+    assert.deepEqual(got.map((x) => [x.status, x.body]), [[200, "ok /a"], [200, "ok /b"]]);
+    assert.deepEqual(r.waits, ["served", "served"]);
+    assert.deepEqual(d.counted.map(([, s]) => s), [200, 200]);
+  } finally {
+    conn.close();
+  }
 });
