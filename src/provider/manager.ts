@@ -705,28 +705,44 @@ export class FunctionManager {
     }
   }
 
-  // After the event stream broke (containerd restarted), check every replica's task.
-  async #resync(): Promise<void> {
+  // After the event stream broke (containerd restarted), check every replica's task. A replica
+  // that cannot be checked yet is checked again a second later, up to a minute.
+  async #resync(attempt = 0): Promise<void> {
+    let unsure = false;
     for (const fn of this.#fns.values()) {
       for (const r of fn.replicas) {
         if (r.state === "stopping" || r.state === "crashed") continue;
         let task;
         try {
-          task = await this.#deps.containerd.tasks.get(fn.namespace, r.ref.id);
+          // With a deadline: a containerd still starting may hold a call a long time.
+          task = await this.#deps.containerd.tasks.get(fn.namespace, r.ref.id, {
+            timeoutMs: 5000,
+          });
         } catch (err) {
           // Right after a restart containerd may still be reconnecting to the shim ("ttrpc:
-          // closed"): only a task that is really gone counts as a crash; an exit in the
-          // meantime still arrives as an event.
+          // closed"): only a task that is really gone counts as a crash.
           if (!(err instanceof NotFoundError)) {
             this.#log.warn("cannot check a replica after reconnecting", {
               replica: r.ref.id,
               err: String(err),
             });
+            unsure = true;
             continue;
           }
         }
         if (!task || task.status === "STOPPED" || task.pid !== r.pid) this.#crashed(fn, r);
       }
+    }
+    const stop = this.#stop.signal;
+    if (unsure && attempt < 60 && !stop.aborted) {
+      await new Promise<void>((res) => {
+        const t = setTimeout(res, 1000);
+        stop.addEventListener("abort", () => {
+          clearTimeout(t);
+          res();
+        }, { once: true });
+      });
+      if (!stop.aborted) await this.#resync(attempt + 1);
     }
   }
 
