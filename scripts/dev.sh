@@ -88,14 +88,21 @@ install_node_modules() {
 # file descriptor", a runtime bug, not a test failure; seen in about 1 run in 6 of the suite):
 # then, and only then, the file is run once more, and the log says so. Failed tests never are.
 run_tests() {
-  local out status
+  local out status since before
   out=$(mktemp)
+  since=$(date +%s%3N)
+  before=$(ctr namespaces ls -q 2>/dev/null | paste -sd, -)
   set +e
   node_modules/deno/deno test --allow-all "$1" 2>&1 | tee "$out"
   status=${PIPESTATUS[0]}
   set -e
   if [ "$status" -ne 0 ] && grep -q "Deno has panicked" "$out"; then
-    say "the Deno runtime panicked while running $1 (a Deno bug, see above); running it once more"
+    say "the Deno runtime panicked while running $1 (a Deno bug, see above); cleaning up what it left"
+    # The dead process could not clean up: its appliances, registries, namespaces, networks and
+    # temp dirs go first (best effort), then the file runs once more.
+    node_modules/deno/deno run --allow-all scripts/clean_after_crash.ts --since "$since" \
+      --namespaces-before "$before" || true
+    say "running $1 once more"
     set +e
     node_modules/deno/deno test --allow-all "$1"
     status=$?
