@@ -7,7 +7,9 @@
  * - processes whose command line names a temp dir the run made (appliances, registries, NATS) are
  *   killed; an appliance's bridge, subnet rules and replica netns go with it;
  * - containerd namespaces that did not exist before the run are purged (tasks, containers,
- *   images, leases, snapshots, the namespace, its cgroups and runtime dirs);
+ *   images, leases, snapshots, the namespace, its cgroups and runtime dirs); none when the list
+ *   before it is `?` (containerd could not be asked);
+ * - test bridges left without their appliance (`fdt…`) go with their subnet rules;
  * - the run's temp dirs (`/tmp/faasd-*` made since then) are removed.
  *
  * Best effort: it reports what it did and what failed, and always exits 0.
@@ -17,6 +19,10 @@ import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { createExec } from "../src/cni/exec.ts";
+import { removeBridge } from "../src/cni/host.ts";
+import { removeFirewallChains } from "../src/cni/iptables.ts";
+import { removeSubnetRules } from "../src/cni/subnet_rules.ts";
 import { Containerd } from "../src/containerd/client.ts";
 import { removeTestNetwork } from "../tests/fixtures/appliance.ts";
 import { purgeNamespace } from "../tests/fixtures/namespace.ts";
@@ -67,18 +73,26 @@ for (const pid of await readdir("/proc").catch(() => [] as string[])) {
   }
 }
 
-// Namespaces the run made.
+// Namespaces the run made; none when the ones before it are not known ("?").
 const before = new Set(values["namespaces-before"].split(",").filter(Boolean));
-try {
-  const client = await Containerd.connect({ socket: values.socket });
-  for (const ns of await client.namespaces.list()) {
-    if (before.has(ns.name)) continue;
-    const failures = await purgeNamespace(client, ns.name);
-    say(`purged namespace ${ns.name}${failures.length ? `; left: ${failures.join("; ")}` : ""}`);
+if (before.has("?")) {
+  say("the namespaces before the run are not known: none is purged");
+} else {
+  await purgeNewNamespaces();
+}
+
+async function purgeNewNamespaces(): Promise<void> {
+  try {
+    const client = await Containerd.connect({ socket: values.socket });
+    for (const ns of await client.namespaces.list()) {
+      if (before.has(ns.name)) continue;
+      const failures = await purgeNamespace(client, ns.name);
+      say(`purged namespace ${ns.name}${failures.length ? `; left: ${failures.join("; ")}` : ""}`);
+    }
+    client.close();
+  } catch (err) {
+    say(`containerd: ${(err as Error).message}`);
   }
-  client.close();
-} catch (err) {
-  say(`containerd: ${(err as Error).message}`);
 }
 
 for (const n of networks) {
@@ -87,6 +101,19 @@ for (const n of networks) {
   });
   say(`removed network ${n.bridge} ${n.subnet}`);
 }
+// Test bridges (`fdt` and 6 hex digits, tests/fixtures/appliance.ts) whose appliance was between
+// two starts when the process died: the subnet is read from the bridge's own address.
+const exec = createExec();
+const links = await exec("ip", ["-4", "-o", "addr", "show", "type", "bridge"]);
+for (const line of links.stdout.split("\n")) {
+  const m = /^\d+:\s+(fdt[0-9a-f]{6})\s+inet\s+(\d+\.\d+\.\d+)\.\d+\/24/.exec(line);
+  if (!m) continue;
+  const [bridge, subnet] = [m[1], `${m[2]}.0/24`];
+  await removeSubnetRules({ exec }, { bridge, subnet }).catch(() => {});
+  await removeBridge({ exec }, bridge).catch(() => {});
+  say(`removed bridge ${bridge} ${subnet}`);
+}
+await removeFirewallChains({ exec }).catch(() => {});
 for (const d of dirs) {
   await rm(d, { recursive: true, force: true }).catch(() => {});
   say(`removed ${d}`);
