@@ -161,14 +161,15 @@ export class FunctionCall {
       this.#route = await deps.router.route(this.#name, this.#namespace, {
         timeoutMs: deps.readyTimeoutMs,
         // Read only when the call must wait for a replica: then a client that leaves meanwhile
-        // is noticed (its connection is read ahead) and the wait ends.
+        // is noticed (its connection is read ahead) and the wait ends. What it sends meanwhile
+        // (its body, a next request) is kept in the buffer; once that is full, nobody watches.
         get signal() {
           if (!left) {
             left = new AbortController();
             const gone = left;
-            if (!hasBody && c.start === c.end) {
-              readAhead(c, MAX_HEAD).then((more) => more || gone.abort(), () => gone.abort());
-            }
+            readAhead(c, MAX_HEAD).then((more) => more || gone.abort(), (err) => {
+              if (!(err instanceof HeadTooLarge)) gone.abort();
+            });
           }
           return left.signal;
         },

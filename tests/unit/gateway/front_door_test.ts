@@ -696,3 +696,74 @@ Deno.test("front door: a client that stays is answered after the wait, and what 
     conn.close();
   }
 });
+
+Deno.test("front door: a call with a body waits too; the body sent meanwhile reaches the function whole", async () => {
+  const bodies: string[] = [];
+  await using up = upstream(async (req) => {
+    bodies.push(await req.text());
+    return new Response("ok");
+  });
+  const r = waitingRoute(up.port);
+  await using d = await door(r.route);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  try {
+    // Half the body with the head, the rest while the call waits: read ahead and kept.
+    await conn.write(
+      enc.encode("POST /function/f/ HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhello"),
+    );
+    await r.asked;
+    await conn.write(enc.encode("world"));
+    await new Promise((res) => setTimeout(res, 20));
+    // A chunked one next, on the same connection.
+    r.ready();
+    const [first] = responses(await readOne(conn));
+    assert.equal(first.status, 200);
+    await conn.write(enc.encode(
+      "POST /function/f/ HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+        "3\r\nabc\r\n0\r\n\r\n",
+    ));
+    const rest = responses(await readAll(conn));
+    assert.deepEqual(rest.map((x) => x.status), [200]);
+    assert.deepEqual(bodies, ["helloworld", "abc"]);
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("front door: a client that leaves with its body unsent ends the wait; nothing reaches the function", async () => {
+  let calls = 0;
+  await using up = upstream(() => {
+    calls++;
+    return new Response("ok");
+  });
+  const r = waitingRoute(up.port);
+  await using d = await door(r.route);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  await conn.write(
+    enc.encode("POST /function/f/ HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhel"),
+  );
+  await r.asked;
+  conn.close();
+  await until("the call to be counted", () => d.counted.length > 0);
+  assert.deepEqual(r.waits, ["abandoned"]);
+  assert.deepEqual(d.counted, [["f.openfaas-fn", 499]]);
+  r.ready();
+  await new Promise((res) => setTimeout(res, 20));
+  assert.equal(calls, 0);
+});
+
+/** Reads one Content-Length framed response (head and body) from `conn`. */
+async function readOne(conn: Deno.Conn): Promise<string> {
+  let text = "";
+  const buf = new Uint8Array(65536);
+  for (;;) {
+    const end = text.indexOf("\r\n\r\n");
+    if (end >= 0) {
+      const len = Number(/content-length: (\d+)/i.exec(text.slice(0, end))?.[1] ?? "0");
+      if (text.length >= end + 4 + len) return text;
+    }
+    const n = await conn.read(buf);
+    if (n === null) return text;
+    text += dec.decode(buf.subarray(0, n));
+  }
+}
