@@ -157,6 +157,7 @@ export class FunctionCall {
     this.#startNs = `${BigInt(Date.now()) * 1_000_000n}`;
     const c = this.#c;
     let left: AbortController | undefined;
+    let waiting = true;
     try {
       this.#route = await deps.router.route(this.#name, this.#namespace, {
         timeoutMs: deps.readyTimeoutMs,
@@ -167,14 +168,22 @@ export class FunctionCall {
           if (!left) {
             left = new AbortController();
             const gone = left;
-            readAhead(c, MAX_HEAD).then((more) => more || gone.abort(), (err) => {
-              if (!(err instanceof HeadTooLarge)) gone.abort();
-            });
+            const watch = (): void => {
+              readAhead(c, MAX_HEAD).then((more) => {
+                if (!more) gone.abort();
+                else if (waiting) watch();
+              }, (err) => {
+                if (!(err instanceof HeadTooLarge)) gone.abort();
+              });
+            };
+            watch();
           }
           return left.signal;
         },
       });
+      waiting = false;
     } catch (err) {
+      waiting = false;
       if (err instanceof NotFoundError) throw err;
       if (left?.signal.aborted) {
         throw new ClientGoneError(`the client left while function ${this.#fn} had no replica`);

@@ -40,17 +40,22 @@ export function fill(w: Wire, max: number): Promise<boolean> {
  */
 export function readAhead(w: Wire, max: number): Promise<boolean> {
   if (w.pending) return w.pending;
-  const p: Promise<boolean> = read(w, max).finally(() => {
+  const p: Promise<boolean> = read(w, max, true).finally(() => {
     if (w.pending === p) w.pending = undefined;
   });
   w.pending = p;
   return p;
 }
 
-async function read(w: Wire, max: number): Promise<boolean> {
-  if (w.start === w.end) w.start = w.end = 0;
+/**
+ * One read after `end`. With `keep` (a read ahead) nothing already in the buffer moves, read or
+ * not: the request head a waiting call still copies from stays where it is; a full buffer grows
+ * (up to `max`, then HeadTooLarge).
+ */
+async function read(w: Wire, max: number, keep = false): Promise<boolean> {
+  if (w.start === w.end && !keep) w.start = w.end = 0;
   if (w.end === w.buf.length) {
-    if (w.start > 0) {
+    if (w.start > 0 && !keep) {
       w.buf.copyWithin(0, w.start, w.end);
       w.end -= w.start;
       w.start = 0;

@@ -767,3 +767,59 @@ async function readOne(conn: Deno.Conn): Promise<string> {
     text += dec.decode(buf.subarray(0, n));
   }
 }
+
+Deno.test("front door: a client that sends its whole body, then leaves while the call waits, is noticed", async () => {
+  let calls = 0;
+  await using up = upstream(() => {
+    calls++;
+    return new Response("ok");
+  });
+  const r = waitingRoute(up.port);
+  await using d = await door(r.route);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  await conn.write(
+    enc.encode("POST /function/f/ HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhello"),
+  );
+  await r.asked;
+  await conn.write(enc.encode("world"));
+  await new Promise((res) => setTimeout(res, 20));
+  conn.close();
+  await until("the call to be counted", () => d.counted.length > 0);
+  assert.deepEqual(r.waits, ["abandoned"]);
+  assert.deepEqual(d.counted, [["f.openfaas-fn", 499]]);
+  r.ready();
+  await new Promise((res) => setTimeout(res, 20));
+  assert.equal(calls, 0);
+});
+
+Deno.test("front door: what arrives while a call waits never overwrites the head it forwards", async () => {
+  const seen: string[] = [];
+  await using up = upstream((req) => {
+    seen.push(
+      `${new URL(req.url).pathname} ${req.headers.get("x-first")} ${req.headers.get("x-n")}`,
+    );
+    return new Response("ok");
+  });
+  const r = waitingRoute(up.port);
+  await using d = await door(r.route);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: d.port });
+  try {
+    await conn.write(
+      enc.encode("GET /function/f/one HTTP/1.1\r\nHost: h\r\nX-First: yes\r\nX-N: 1\r\n\r\n"),
+    );
+    await r.asked;
+    // A longer pipelined request, and more than the first buffer holds, while the first waits.
+    const filler = "a".repeat(20_000);
+    await conn.write(enc.encode(
+      `GET /function/f/two-with-a-longer-path HTTP/1.1\r\nHost: hh\r\nX-Pad: ${filler}\r\n` +
+        "X-N: 2\r\nConnection: close\r\n\r\n",
+    ));
+    await new Promise((res) => setTimeout(res, 30));
+    r.ready();
+    const got = responses(await readAll(conn));
+    assert.deepEqual(got.map((x) => x.status), [200, 200]);
+    assert.deepEqual(seen, ["/one yes 1", "/two-with-a-longer-path null 2"]);
+  } finally {
+    conn.close();
+  }
+});
