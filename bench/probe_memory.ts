@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Containerd } from "../src/containerd/client.ts";
-import { removeTestNetwork, testNetwork } from "../tests/fixtures/appliance.ts";
+import { removeTestNetwork, testNetwork, upArgs } from "../tests/fixtures/appliance.ts";
 import { functionImage } from "../tests/fixtures/function_image.ts";
 import { purgeNamespace } from "../tests/fixtures/namespace.ts";
 import { startRegistry } from "../tests/fixtures/registry.ts";
@@ -242,19 +242,7 @@ const child = new Deno.Command(Deno.execPath(), {
     ...denoFlags,
     "-A",
     "main.ts",
-    "up",
-    "--data-dir",
-    dataDir,
-    "--port",
-    "0",
-    "--provider-port",
-    "0",
-    "--bridge",
-    network.bridge,
-    "--subnet",
-    network.subnet,
-    "--log-level",
-    "debug",
+    ...upArgs(dataDir, network),
   ],
   cwd: ROOT,
   env: { ...(v8 ? { DENO_V8_FLAGS: v8 } : {}), ...extraEnv },

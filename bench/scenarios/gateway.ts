@@ -14,6 +14,7 @@ import { randomBytes } from "node:crypto";
 import { Containerd } from "../../src/containerd/client.ts";
 import {
   type Appliance,
+  createNamespace,
   startAppliance,
   type TestNetwork,
 } from "../../tests/fixtures/appliance.ts";
@@ -104,13 +105,7 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
     ctx.facts["appliance idle RSS after start MB (all its processes)"] = mb(
       await treeRssKb(pid),
     );
-    const created = await api(app, "POST", "/system/namespace/", {
-      name: ns,
-      labels: { openfaas: "1" },
-    });
-    if (created.status !== 201) {
-      throw new Error(`creating namespace ${ns} answered ${created.status}: ${created.text}`);
-    }
+    await createNamespace(app, ns);
     const deployed = await api(app, "POST", "/system/functions", {
       service: FN,
       image: ref,

@@ -17,6 +17,7 @@ import { FailedPreconditionError, NotFoundError } from "../../src/errors.ts";
 import { FUNCTION_LABEL } from "../../src/provider/function_record.ts";
 import {
   type Appliance,
+  createNamespace,
   removeTestNetwork,
   startAppliance,
   type TestNetwork,
@@ -111,13 +112,7 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
     ctx.facts.function =
       `${image}: busybox httpd -f on :8080 (tests/fixtures/function_image.ts), exits on SIGTERM`;
     ctx.log(`appliance ${app.url}, namespace ${ns}, bridge ${network.bridge} ${network.subnet}`);
-    const created = await api(app, "POST", "/system/namespace/", {
-      name: ns,
-      labels: { openfaas: "1" },
-    });
-    if (created.status !== 201) {
-      throw new Error(`creating namespace ${ns} answered ${created.status}: ${created.text}`);
-    }
+    await createNamespace(app, ns);
     ctx.facts["OCI runtime"] = runtimeOf(app);
     const pid = await appliancePid(app);
     const env: Env = { app, client, ns, image, ctx, pid, live };

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Containerd } from "../../src/containerd/client.ts";
-import { removeTestNetwork, testNetwork } from "../fixtures/appliance.ts";
+import { removeTestNetwork, testNetwork, upArgs } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { purgeNamespace } from "../fixtures/namespace.ts";
 import { startRegistry } from "../fixtures/registry.ts";
@@ -132,10 +132,7 @@ Deno.test("build:armhf bundles faasd for Node.js and its launcher runs it", asyn
     const dataDir = await mkdtemp(join(tmpdir(), "faasd-armhf-up-"));
     const network = testNetwork();
     const child = new Deno.Command(WRAPPER, {
-      args: [
-        ...["up", "--data-dir", dataDir, "--port", "0", "--provider-port", "0"],
-        ...["--bridge", network.bridge, "--subnet", network.subnet],
-      ],
+      args: upArgs(dataDir, network),
       cwd: ROOT,
       stdout: "null",
       stderr: "piped",

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Containerd } from "../../src/containerd/client.ts";
-import { api, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, cleanUpAppliance, createNamespace, startAppliance } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startNatsServer } from "../fixtures/nats.ts";
 import { startRegistry } from "../fixtures/registry.ts";
@@ -50,11 +50,7 @@ Deno.test({
         body,
       });
     try {
-      assert.equal(
-        (await api(app, "POST", "/system/namespace/", { name: ns, labels: { openfaas: "1" } }))
-          .status,
-        201,
-      );
+      await createNamespace(app, ns);
       const deployed = await api(app, "POST", "/system/functions", {
         service: "hello",
         image: `${registry.host}/fn/hello:1`,

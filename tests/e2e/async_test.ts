@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
-import { api, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, cleanUpAppliance, createNamespace, startAppliance } from "../fixtures/appliance.ts";
 import { hostPlatform } from "../../src/images/platform.ts";
 import { buildImage, busyboxLayer } from "../fixtures/oci_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
@@ -124,11 +124,7 @@ Deno.test("async: 202 and callbacks, 404, kill -9 with queued work, full disk", 
   const post = (path: string, init: RequestInit = {}) =>
     fetch(`${app.url}/async-function/${fn}${path}`, { method: "POST", ...init });
   try {
-    const created = await api(app, "POST", "/system/namespace/", {
-      name: ns,
-      labels: { openfaas: "1" },
-    });
-    assert.equal(created.status, 201, created.text);
+    await createNamespace(app, ns);
     const deployed = await api(app, "POST", "/system/functions", {
       service: "counter",
       image: `${registry.host}/fn/counter:1`,

@@ -8,7 +8,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Containerd } from "../../src/containerd/client.ts";
-import { api, type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import {
+  api,
+  type Appliance,
+  createNamespace,
+  finishAppliance,
+  startAppliance,
+} from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
@@ -31,11 +37,7 @@ Deno.test("autoscale: replicas follow a bounded load up and back down; an idle s
   const ns = `ae2e-${randomBytes(3).toString("hex")}`;
   const app = await startAppliance({ args: ["--scale-down-window", "3s"] });
   try {
-    const created = await api(app, "POST", "/system/namespace/", {
-      name: ns,
-      labels: { openfaas: "1" },
-    });
-    assert.equal(created.status, 201, created.text);
+    await createNamespace(app, ns);
     // Scaled by hand before the autoscaler acts on the others, and checked again at the end.
     const manual = await api(app, "POST", "/system/functions", {
       service: "manual",
@@ -162,11 +164,6 @@ Deno.test("autoscale: replicas follow a bounded load up and back down; an idle s
     console.error(app.log());
     throw err;
   } finally {
-    const failures = await cleanUpAppliance(app, client, {
-      namespace: ns,
-      hadDefaultNamespace: hadDefault,
-    });
-    client.close();
-    assert.deepEqual(failures, [], "cleanup");
+    await finishAppliance(app, client, { namespace: ns, hadDefaultNamespace: hadDefault });
   }
 });

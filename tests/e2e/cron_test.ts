@@ -9,7 +9,13 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Containerd } from "../../src/containerd/client.ts";
 import { hostPlatform } from "../../src/images/platform.ts";
-import { api, type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import {
+  api,
+  type Appliance,
+  createNamespace,
+  finishAppliance,
+  startAppliance,
+} from "../fixtures/appliance.ts";
 import { buildImage, busyboxLayer } from "../fixtures/oci_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
@@ -60,11 +66,7 @@ Deno.test("cron: a cron-function is invoked on its schedule and no more after de
   const app = await startAppliance();
   let ok = false;
   try {
-    const created = await api(app, "POST", "/system/namespace/", {
-      name: ns,
-      labels: { openfaas: "1" },
-    });
-    assert.equal(created.status, 201, created.text);
+    await createNamespace(app, ns);
     const deployed = await api(app, "POST", "/system/functions", {
       service: "ticker",
       image: `${registry.host}/fn/ticker:1`,
@@ -110,11 +112,6 @@ Deno.test("cron: a cron-function is invoked on its schedule and no more after de
     await api(app, "DELETE", "/system/functions", { functionName: "ticker", namespace: ns })
       .catch(() => {});
     if (!ok) console.error(app.log());
-    const failures = await cleanUpAppliance(app, client, {
-      namespace: ns,
-      hadDefaultNamespace: hadDefault,
-    });
-    client.close();
-    assert.deepEqual(failures, [], "cleanup");
+    await finishAppliance(app, client, { namespace: ns, hadDefaultNamespace: hadDefault });
   }
 });

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Containerd } from "../../src/containerd/client.ts";
-import { api, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, createNamespace, finishAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
@@ -45,11 +45,7 @@ Deno.test("front door: function calls through a real function, everything else b
   const port = Number(new URL(app.url).port);
   const fn = `${app.url}/function/door.${ns}`;
   try {
-    const created = await api(app, "POST", "/system/namespace/", {
-      name: ns,
-      labels: { openfaas: "1" },
-    });
-    assert.equal(created.status, 201, created.text);
+    await createNamespace(app, ns);
     const deployed = await api(app, "POST", "/system/functions", {
       service: "door",
       image: `${registry.host}/fn/door:1`,
@@ -128,11 +124,6 @@ Deno.test("front door: function calls through a real function, everything else b
       assert.equal(list.json()[0].invocationCount, 7);
     });
   } finally {
-    const failures = await cleanUpAppliance(app, client, {
-      namespace: ns,
-      hadDefaultNamespace: hadDefault,
-    });
-    client.close();
-    assert.deepEqual(failures, [], "cleanup");
+    await finishAppliance(app, client, { namespace: ns, hadDefaultNamespace: hadDefault });
   }
 });

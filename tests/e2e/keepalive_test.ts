@@ -11,7 +11,12 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
 import { replicaNetnsPrefix } from "../../src/provider/provider.ts";
-import { type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import {
+  type Appliance,
+  createNamespace,
+  finishAppliance,
+  startAppliance,
+} from "../fixtures/appliance.ts";
 import { KEEPALIVE_BODY, keepAliveImage } from "../fixtures/keepalive_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
@@ -54,11 +59,7 @@ Deno.test("keep-alive function: pooled connections through the proxy, pinned net
   try {
     const owner = (await readFile(join(app.dataDir, "provider", "owner"), "utf8")).trim();
     const netns = `${replicaNetnsPrefix(owner)}${ns}.ka-1-0`;
-    assert.equal(
-      (await api(app, "POST", "/system/namespace/", { name: ns, labels: { openfaas: "1" } }))
-        .status,
-      201,
-    );
+    await createNamespace(app, ns);
     const deployed = await api(app, "POST", "/system/functions", {
       service: "ka",
       image: `${registry.host}/fn/keepalive:1`,
@@ -124,11 +125,6 @@ Deno.test("keep-alive function: pooled connections through the proxy, pinned net
       assert.equal(await fetch(url).then(async (r) => (await r.body?.cancel(), r.status)), 404);
     });
   } finally {
-    const failures = await cleanUpAppliance(app, client, {
-      namespace: ns,
-      hadDefaultNamespace: hadDefault,
-    });
-    client.close();
-    assert.deepEqual(failures, [], "cleanup");
+    await finishAppliance(app, client, { namespace: ns, hadDefaultNamespace: hadDefault });
   }
 });

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { Containerd } from "../../src/containerd/client.ts";
-import { api, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, createNamespace, finishAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
@@ -129,11 +129,7 @@ Deno.test("metrics: invocations are counted by code, reported in /system/functio
     await t.step(
       "a function is deployed and invoked 5 times with 200 and 3 times with 404",
       async () => {
-        const created = await api(app, "POST", "/system/namespace/", {
-          name: ns,
-          labels: { openfaas: "1" },
-        });
-        assert.equal(created.status, 201, created.text);
+        await createNamespace(app, ns);
         const deployed = await api(app, "POST", "/system/functions", {
           service: "metered",
           image: `${registry.host}/fn/metered:1`,
@@ -219,11 +215,6 @@ Deno.test("metrics: invocations are counted by code, reported in /system/functio
     throw err;
   } finally {
     await prometheus?.stop();
-    const failures = await cleanUpAppliance(app, client, {
-      namespace: ns,
-      hadDefaultNamespace: hadDefault,
-    });
-    client.close();
-    assert.deepEqual(failures, [], "cleanup");
+    await finishAppliance(app, client, { namespace: ns, hadDefaultNamespace: hadDefault });
   }
 });

@@ -9,7 +9,13 @@ import { randomBytes } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Containerd } from "../../src/containerd/client.ts";
-import { api, type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import {
+  api,
+  type Appliance,
+  createNamespace,
+  finishAppliance,
+  startAppliance,
+} from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
@@ -40,11 +46,7 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
   const fn = `hello.${ns}`;
   try {
     await t.step("a namespace and a secret are created", async () => {
-      const created = await api(app, "POST", "/system/namespace/", {
-        name: ns,
-        labels: { openfaas: "1" },
-      });
-      assert.equal(created.status, 201, created.text);
+      await createNamespace(app, ns);
       const listed = (await api(app, "GET", "/system/namespaces")).json();
       assert.ok(listed.includes(ns), JSON.stringify(listed));
       const secret = await api(app, "POST", "/system/secrets", {
@@ -366,11 +368,6 @@ Deno.test("provider: deploy, invoke, scale, update, recover and delete functions
     console.error(app.log());
     throw err;
   } finally {
-    const failures = await cleanUpAppliance(app, client, {
-      namespace: ns,
-      hadDefaultNamespace: hadDefault,
-    });
-    client.close();
-    assert.deepEqual(failures, [], "cleanup");
+    await finishAppliance(app, client, { namespace: ns, hadDefaultNamespace: hadDefault });
   }
 });

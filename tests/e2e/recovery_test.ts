@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Containerd } from "../../src/containerd/client.ts";
 import { NotFoundError } from "../../src/errors.ts";
-import { api, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, createNamespace, finishAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { pushImage } from "../fixtures/registry_push.ts";
@@ -63,11 +63,7 @@ Deno.test("recovery: functions survive a containerd restart and crashes after it
   const app = await startAppliance();
   const fn = `${app.url}/function/hello.${ns}/cgi-bin/version`;
   try {
-    assert.equal(
-      (await api(app, "POST", "/system/namespace/", { name: ns, labels: { openfaas: "1" } }))
-        .status,
-      201,
-    );
+    await createNamespace(app, ns);
     const deployed = await api(app, "POST", "/system/functions", {
       service: "hello",
       image: `${registry.host}/fn/hello:1`,
@@ -112,11 +108,6 @@ Deno.test("recovery: functions survive a containerd restart and crashes after it
     console.error(app.log());
     throw err;
   } finally {
-    const failures = await cleanUpAppliance(app, client, {
-      namespace: ns,
-      hadDefaultNamespace: hadDefault,
-    });
-    client.close();
-    assert.deepEqual(failures, [], "cleanup");
+    await finishAppliance(app, client, { namespace: ns, hadDefaultNamespace: hadDefault });
   }
 });

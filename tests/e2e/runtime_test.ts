@@ -11,7 +11,13 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { Containerd } from "../../src/containerd/client.ts";
 import { crunCgroupProblem, resolveOciRuntime } from "../../src/provider/oci_runtime.ts";
-import { api, type Appliance, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import {
+  api,
+  type Appliance,
+  createNamespace,
+  finishAppliance,
+  startAppliance,
+} from "../fixtures/appliance.ts";
 import { freezerState } from "../fixtures/cgroup.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
@@ -56,11 +62,7 @@ Deno.test("runtime: runc on request, crun or runc by auto, both under one applia
   try {
     await t.step("--runtime runc: the shim runs runc", async () => {
       assert.match(app.log(), /"runtime":"runc"/);
-      const created = await api(app, "POST", "/system/namespace/", {
-        name: ns,
-        labels: { openfaas: "1" },
-      });
-      assert.equal(created.status, 201, created.text);
+      await createNamespace(app, ns);
       await deployAndCall(app, "withrunc", ns, image);
       assert.equal(await shimRuntime(ns, "withrunc-1-0"), "runc");
       await freezeAndThaw(app, "withrunc", ns);
@@ -162,11 +164,6 @@ Deno.test("runtime: runc on request, crun or runc by auto, both under one applia
     console.error(app.log());
     throw err;
   } finally {
-    const failures = await cleanUpAppliance(app, client, {
-      namespace: ns,
-      hadDefaultNamespace: hadDefault,
-    });
-    client.close();
-    assert.deepEqual(failures, [], "cleanup");
+    await finishAppliance(app, client, { namespace: ns, hadDefaultNamespace: hadDefault });
   }
 });

@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { Containerd } from "../../src/containerd/client.ts";
-import { api, cleanUpAppliance, startAppliance } from "../fixtures/appliance.ts";
+import { api, createNamespace, finishAppliance, startAppliance } from "../fixtures/appliance.ts";
 import { startBrowser } from "../fixtures/browser.ts";
 import { functionImage } from "../fixtures/function_image.ts";
 import { startRegistry } from "../fixtures/registry.ts";
@@ -32,11 +32,7 @@ Deno.test("ui: deploy, invoke, logs, scale, a bad image and delete in a real bro
   const ns = `fui-${randomBytes(3).toString("hex")}`;
   const app = await startAppliance();
   try {
-    const created = await api(app, "POST", "/system/namespace/", {
-      name: ns,
-      labels: { openfaas: "1" },
-    });
-    assert.equal(created.status, 201, created.text);
+    await createNamespace(app, ns);
     const secret = await api(app, "POST", "/system/secrets", {
       name: "api-key",
       namespace: ns,
@@ -202,11 +198,6 @@ Deno.test("ui: deploy, invoke, logs, scale, a bad image and delete in a real bro
     console.error(app.log());
     throw err;
   } finally {
-    const failures = await cleanUpAppliance(app, client, {
-      namespace: ns,
-      hadDefaultNamespace: hadDefault,
-    });
-    client.close();
-    assert.deepEqual(failures, [], "cleanup");
+    await finishAppliance(app, client, { namespace: ns, hadDefaultNamespace: hadDefault });
   }
 });
