@@ -84,33 +84,42 @@ install_node_modules() {
   [ -x node_modules/deno/deno ] || node node_modules/deno/bin.cjs --version >/dev/null
 }
 
-# Runs one test path. Deno 2.9.5 itself sometimes panics ("unexpected error during closedir: Bad
-# file descriptor", a runtime bug, not a test failure; seen in about 1 run in 6 of the suite):
-# then, and only then, the file is run once more, and the log says so. Failed tests never are.
+# Runs one test path ($2) with its output kept in $1. Deno 2.9.5 itself sometimes panics
+# ("unexpected error during closedir: Bad file descriptor", a runtime bug, not a test failure;
+# seen in about 1 run in 6 of the suite): then, and only then, the file is run once more, and the
+# log says so. Failed tests never are.
 run_tests() {
-  local out status since before
-  out=$(mktemp)
+  local out=$1 status since before
   since=$(date +%s%3N)
   # "?" when containerd cannot be asked: then no namespace is taken for the run's own.
   before=$(ctr namespaces ls -q 2>/dev/null | paste -sd, -) || before="?"
   set +e
-  node_modules/deno/deno test --allow-all "$1" 2>&1 | tee "$out"
+  node_modules/deno/deno test --allow-all "$2" 2>&1 | tee "$out"
   status=${PIPESTATUS[0]}
   set -e
   if [ "$status" -ne 0 ] && grep -q "Deno has panicked" "$out"; then
-    say "the Deno runtime panicked while running $1 (a Deno bug, see above); cleaning up what it left"
+    say "the Deno runtime panicked while running $2 (a Deno bug, see above); cleaning up what it left"
     # The dead process could not clean up: its appliances, registries, namespaces, networks and
     # temp dirs go first (best effort), then the file runs once more.
     node_modules/deno/deno run --allow-all scripts/clean_after_crash.ts --since "$since" \
       --namespaces-before "$before" || true
-    say "running $1 once more"
+    say "running $2 once more"
     set +e
-    node_modules/deno/deno test --allow-all "$1"
-    status=$?
+    node_modules/deno/deno test --allow-all "$2" 2>&1 | tee "$out"
+    status=${PIPESTATUS[0]}
     set -e
   fi
-  rm -f "$out"
   return "$status"
+}
+
+# What a failed file printed about its failures, again at the end of the run, where a CI log
+# that keeps only its tail still shows it: Deno's ERRORS section, or the file's last lines when
+# there is none (a crash).
+recap_failure() {
+  local file=$1 log=$2 at
+  say "---- $file: what failed ----"
+  at=$(grep -n "ERRORS" "$log" | head -n 1 | cut -d: -f1)
+  if [ -n "$at" ]; then tail -n "+$at" "$log" | head -n 150; else tail -n 60 "$log"; fi >&2
 }
 
 # The whole suite: the unit tests in one process, then each end-to-end file in a process of its
@@ -118,15 +127,20 @@ run_tests() {
 # file descriptors) can reach another. Every file runs even after a failure; the exit code says
 # whether all passed.
 run_suite() {
-  local failed=()
-  run_tests tests/unit/ || failed+=(tests/unit/)
-  for f in tests/e2e/*_test.ts; do
-    run_tests "$f" || failed+=("$f")
+  local failed=() logs f i
+  logs=$(mktemp -d)
+  i=0
+  for f in tests/unit/ tests/e2e/*_test.ts; do
+    i=$((i + 1))
+    run_tests "$logs/$i.log" "$f" || failed+=("$i:$f")
   done
   if [ "${#failed[@]}" -gt 0 ]; then
-    say "FAILED: ${failed[*]}"
+    for f in "${failed[@]}"; do recap_failure "${f#*:}" "$logs/${f%%:*}.log"; done
+    rm -rf "$logs"
+    say "FAILED: $(printf '%s ' "${failed[@]#*:}")"
     return 1
   fi
+  rm -rf "$logs"
   say "every test file passed"
 }
 
