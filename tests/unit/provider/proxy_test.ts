@@ -215,3 +215,52 @@ Deno.test("proxy: headers a Connection header lists are dropped both ways", asyn
     listener.close();
   }
 });
+
+Deno.test("proxy behind Deno.serve: a client that leaves while its call waits for a replica ends the wait", async () => {
+  // The router waits for a replica until the request's signal says the client has gone (the
+  // provider port, and what the gateway's front door hands over whole: HTTP/1.0, upgrades).
+  const waits: { ended: Promise<void> }[] = [];
+  const waiting = {
+    route: (_name: string, _ns: string, opts: { signal?: AbortSignal }) => {
+      let ended!: () => void;
+      waits.push({ ended: new Promise<void>((resolve) => ended = resolve) });
+      return new Promise<never>((_, reject) => {
+        opts.signal?.addEventListener("abort", () => {
+          ended();
+          reject(new Error("the client left"));
+        }, { once: true });
+      });
+    },
+  };
+  const proxy = createProxy(waiting, { readyTimeoutMs: 60_000, upstreamTimeoutMs: 60_000 });
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    (req) => proxy(req, "f", "ns", "/").catch((err) => new Response(err.message, { status: 503 })),
+  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    for (const [version, leave] of [["1.1", "close"], ["1.0", "closeWrite"]] as const) {
+      const before = waits.length;
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      await conn.write(
+        new TextEncoder().encode(`GET /function/f HTTP/${version}\r\nHost: gw\r\n\r\n`),
+      );
+      // The call is waiting once the router has been asked.
+      while (waits.length === before) await new Promise((r) => setTimeout(r, 5));
+      if (leave === "close") conn.close();
+      else await conn.closeWrite();
+      const outcome = await Promise.race([
+        waits[before].ended.then(() => "ended"),
+        new Promise((r) => timer = setTimeout(() => r("still waiting after 5 s"), 5000)),
+      ]);
+      clearTimeout(timer);
+      assert.equal(outcome, "ended", `HTTP/${version}, client ${leave}`);
+      if (leave === "closeWrite") conn.close();
+    }
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+    await server.finished;
+  }
+});
