@@ -428,7 +428,7 @@ try {
   const failures = await purgeNamespace(client, ns);
   await removeTestNetwork(network, dataDir);
   await registry.stop();
-  client.close();
+  await client.close();
   if (failures.length) console.log("cleanup failures", failures);
   await Deno.writeTextFile("/tmp/probe_memory.log", out.join("\n") + "\n\n", { append: true });
 }

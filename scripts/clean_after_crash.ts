@@ -89,7 +89,7 @@ async function purgeNewNamespaces(): Promise<void> {
       const failures = await purgeNamespace(client, ns.name);
       say(`purged namespace ${ns.name}${failures.length ? `; left: ${failures.join("; ")}` : ""}`);
     }
-    client.close();
+    await client.close();
   } catch (err) {
     say(`containerd: ${(err as Error).message}`);
   }

@@ -47,7 +47,7 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
     figures.push(...await taskControlFigures(client, ns, ctx));
   } finally {
     failures = await purgeNamespace(client, ns);
-    client.close();
+    await client.close();
     await rm(hostRoot, { recursive: true, force: true });
     for (const f of failures) ctx.log(`cleanup: ${f}`);
   }

@@ -112,7 +112,7 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
     } catch (err) {
       failures.push(`list namespaces: ${(err as Error).message}`);
     }
-    client.close();
+    await client.close();
     await registry?.stop().catch((err) => failures.push(`stop registry: ${err.message}`));
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
     for (const f of failures) ctx.log(`cleanup: ${f}`);

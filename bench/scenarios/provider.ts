@@ -192,7 +192,7 @@ export async function cleanUpBench(r: {
   }
   await r.registry?.stop().catch((err) => failures.push(`stop registry: ${err.message}`));
   failures.push(...await leftovers(client, ns, network));
-  client.close();
+  await client.close();
   return failures;
 }
 

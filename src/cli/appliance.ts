@@ -129,7 +129,7 @@ export async function runAppliance(
       provider.close();
     }
   } finally {
-    containerd.close();
+    await containerd.close();
   }
   // Exit now rather than when the event loop drains: after a containerd restart grpc-js keeps
   // timers of its own that held the process for another 30 s.

@@ -48,7 +48,7 @@ Talks to containerd over its gRPC socket with faasd's own client.
           }
         }
       } finally {
-        client.close();
+        await client.close();
       }
       return 0;
     },

@@ -157,7 +157,7 @@ async function runImage(cmd: Command, ctx: CommandContext): Promise<number> {
       }
     }
   } finally {
-    containerd.close();
+    await containerd.close();
   }
 }
 

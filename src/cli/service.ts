@@ -84,7 +84,7 @@ The namespace is "openfaas" unless FAASD_SERVICES_NAMESPACE names another.`,
           io.out(`service "${args[0]}" restarted (pid ${pid})\n`);
         }
       } finally {
-        client.close();
+        await client.close();
       }
       return 0;
     },

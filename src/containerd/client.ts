@@ -42,7 +42,7 @@ export class Containerd {
 
   private constructor(
     readonly socket: string,
-    private readonly rpc: Rpc & { close(): void },
+    private readonly rpc: Rpc & { close(): Promise<void> },
     api: ProtoApi,
     /** The daemon's version, read when connecting. */
     readonly serverVersion: ContainerdVersion,
@@ -73,7 +73,7 @@ export class Containerd {
       });
       return new Containerd(opts.socket, rpc, api, version);
     } catch (err) {
-      rpc.close();
+      await rpc.close();
       if (err instanceof Error && err.name === "TimeoutError") {
         throw new UnavailableError(`${unreachableMessage(opts.socket)} (no answer)`, {
           cause: err,
@@ -88,13 +88,16 @@ export class Containerd {
     return getVersion(this.rpc, opts);
   }
 
-  /** Closes the channel; pending calls fail with CANCELLED/UNAVAILABLE. */
-  close(): void {
-    this.rpc.close();
+  /**
+   * Closes the channel; pending calls fail with CANCELLED/UNAVAILABLE. Resolves a moment later,
+   * when the process can safely go on opening files (see GrpcRpc.close).
+   */
+  close(): Promise<void> {
+    return this.rpc.close();
   }
 
-  [Symbol.dispose](): void {
-    this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 

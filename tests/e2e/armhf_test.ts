@@ -107,7 +107,7 @@ Deno.test("build:armhf bundles faasd for Node.js and its launcher runs it", asyn
       assert.ok(out.stdout.split("\n").includes(`${ns}\tfaasd-test=1`), show(out));
     } finally {
       await client.namespaces.delete(ns).catch(() => {});
-      client.close();
+      await client.close();
     }
   });
 
@@ -189,7 +189,7 @@ Deno.test("build:armhf bundles faasd for Node.js and its launcher runs it", asyn
       } catch { /* already gone */ }
       await reader.cancel().catch(() => {});
       const leftovers = await purgeNamespace(client, ns);
-      client.close();
+      await client.close();
       await removeTestNetwork(network, dataDir);
       assert.deepEqual(leftovers, []);
     }

@@ -89,7 +89,7 @@ Deno.test({
         namespace: ns,
         hadDefaultNamespace: hadDefault,
       });
-      client.close();
+      await client.close();
       await callbacks.shutdown();
       await nats.stop();
       assert.deepEqual(failures, []);

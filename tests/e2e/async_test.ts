@@ -309,7 +309,7 @@ Deno.test("async: 202 and callbacks, 404, kill -9 with queued work, full disk", 
       }).catch((err) => [String(err)]),
     );
     await callbacks.server.shutdown();
-    client.close();
+    await client.close();
     assert.deepEqual(failures, [], "cleanup");
   }
 });

@@ -19,6 +19,7 @@ import {
 } from "../../src/errors.ts";
 import { commitBusyboxSnapshot, defaultSpec } from "../fixtures/busybox.ts";
 import { purgeNamespace } from "../fixtures/namespace.ts";
+import { until } from "../fixtures/poll.ts";
 
 const SOCKET = "/run/containerd/containerd.sock";
 const SIGKILL = 9;
@@ -70,12 +71,18 @@ Deno.test("containerd client runs, pauses, kills and cleans up tasks in a fresh 
       const result = await exited;
       assert.equal(result.exitStatus, 3);
       assert.ok(result.exitedAt instanceof Date);
-      // The shim may still be copying output when Wait returns; Delete waits for the copy.
       const deleted = await client.tasks.delete(ns, "once");
       assert.equal(deleted.exitStatus, 3);
-      const text = await readFile(log, "utf8");
-      assert.match(text, /hello from once/);
-      assert.match(text, /oops/);
+      // The shim copies stdout and stderr to the file from two pipes, and one copy can still be
+      // running when Wait and even Delete return (one run in about 15 here lacked stderr's line
+      // at that point): the file is read until both lines are there.
+      let text = "";
+      await until("both output lines in the log", async () => {
+        text = await readFile(log, "utf8");
+        return /oops/.test(text) && /hello from once/.test(text);
+      }, 5000).catch((err) => {
+        throw new Error(`${err.message}; the log has ${JSON.stringify(text)}`);
+      });
       await assert.rejects(client.tasks.get(ns, "once"), NotFoundError);
     });
 
@@ -215,7 +222,7 @@ Deno.test("containerd client runs, pauses, kills and cleans up tasks in a fresh 
     // and runc leave for it; after a failed assertion it also removes whatever was left.
     const failures = await purgeNamespace(client, ns);
     const left = (await client.namespaces.list()).some((n) => n.name === ns);
-    client.close();
+    await client.close();
     assert.deepEqual(failures, [], "cleanup after the test");
     assert.ok(!left, `namespace "${ns}" left`);
   }

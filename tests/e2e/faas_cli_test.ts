@@ -560,7 +560,7 @@ Deno.test("faas-cli: every call faas-cli makes works against the gateway port", 
       hadDefaultNamespace: hadDefault,
     });
     await client.namespaces.delete(spare).catch(() => {});
-    client.close();
+    await client.close();
     // The last step removed the namespace itself.
     const left = failures.filter((f) => !(nsRemoved && f.includes(`"${ns}": not found`)));
     assert.deepEqual(left, [], "cleanup");

@@ -73,7 +73,7 @@ async function withEnv(
     await fn({ client, ns, dataDir, images });
   } finally {
     const failures = await purgeNamespace(client, ns);
-    client.close();
+    await client.close();
     await rm(dataDir, { recursive: true, force: true });
     assert.deepEqual(failures, [], "cleanup");
   }

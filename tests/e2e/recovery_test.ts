@@ -45,7 +45,7 @@ async function restartContainerd(): Promise<void> {
   }
   for (let i = 0;; i++) {
     try {
-      (await Containerd.connect({ socket: SOCKET, timeoutMs: 1000 })).close();
+      await (await Containerd.connect({ socket: SOCKET, timeoutMs: 1000 })).close();
       return;
     } catch (err) {
       if (i > 120) throw err;
@@ -72,7 +72,7 @@ Deno.test("recovery: functions survive a containerd restart and crashes after it
     });
     assert.equal(deployed.status, 202, deployed.text);
     assert.equal(await (await fetch(fn)).text(), "v1\n");
-    client.close();
+    await client.close();
     await restartContainerd();
     client = await Containerd.connect({ socket: SOCKET });
 

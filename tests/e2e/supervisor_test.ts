@@ -531,6 +531,6 @@ services:
       await rm(dataDir, { recursive: true, force: true });
       await purgeNamespace(client, svcNs).catch(() => {});
     }
-    client.close();
+    await client.close();
   }
 });

@@ -46,7 +46,7 @@ Deno.test("faasd up serves health and auth-protected system info, and stops on S
       assert.equal(ns.labels.openfaas, "1");
     } finally {
       if (!hadDefault) await client.namespaces.delete("openfaas-fn").catch(() => {});
-      client.close();
+      await client.close();
     }
 
     assert.equal(await app.stop(), 0, app.log());
