@@ -32,7 +32,7 @@ import {
   APPLIANCE_V8_FLAGS,
   appliancePid,
   checkUndisturbed,
-  cleanUpBench,
+  finishBench,
   get200,
   loadavg,
   mb,
@@ -140,16 +140,8 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
       if (res.status !== 202 && res.status !== 404) {
         failures.push(`delete ${FN}: ${res.status} ${res.text}`);
       }
-      const code = await app.stop().catch((err) => {
-        failures.push(`stop appliance: ${err.message}`);
-        return 0;
-      });
-      if (code !== 0) failures.push(`the appliance exited with code ${code}`);
     }
-    failures.push(
-      ...await cleanUpBench({ client, ns, hadDefault, network, dataDir, registry }),
-    );
-    for (const f of failures) ctx.log(`cleanup: ${f}`);
+    await finishBench(ctx, app, failures, { client, ns, hadDefault, network, dataDir, registry });
   }
   if (failures.length > 0) throw new Error(`cleanup failed: ${failures.join("; ")}`);
   return figures;

@@ -148,19 +148,33 @@ async function run(ctx: ScenarioContext): Promise<Figure[]> {
       } catch (err) {
         failures.push(`delete functions: ${(err as Error).message}`);
       }
-      const code = await app.stop().catch((err) => {
-        failures.push(`stop appliance: ${err.message}`);
-        return 0;
-      });
-      if (code !== 0) failures.push(`the appliance exited with code ${code}`);
     }
-    failures.push(
-      ...await cleanUpBench({ client, ns, hadDefault, network, dataDir, registry }),
-    );
-    for (const f of failures) ctx.log(`cleanup: ${f}`);
+    await finishBench(ctx, app, failures, { client, ns, hadDefault, network, dataDir, registry });
   }
   if (failures.length > 0) throw new Error(`cleanup failed: ${failures.join("; ")}`);
   return figures;
+}
+
+/**
+ * The end of an appliance scenario, after its own clean-up (which added to `failures`): the
+ * appliance stopped, then {@link cleanUpBench}; every failure is added and logged. The scenario
+ * throws for them after its `finally`, so that an error of its own is not hidden.
+ */
+export async function finishBench(
+  ctx: { log(line: string): void },
+  app: Appliance | undefined,
+  failures: string[],
+  cleanup: Parameters<typeof cleanUpBench>[0],
+): Promise<void> {
+  if (app) {
+    const code = await app.stop().catch((err) => {
+      failures.push(`stop appliance: ${err.message}`);
+      return 0;
+    });
+    if (code !== 0) failures.push(`the appliance exited with code ${code}`);
+  }
+  failures.push(...await cleanUpBench(cleanup));
+  for (const f of failures) ctx.log(`cleanup: ${f}`);
 }
 
 /**

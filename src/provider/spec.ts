@@ -81,6 +81,27 @@ const CAPABILITIES = [
   "CAP_AUDIT_WRITE",
 ];
 
+/** Kernel files a container must not see (masked) or change (read-only): the usual OCI set. */
+export const MASKED_PATHS = [
+  "/proc/acpi",
+  "/proc/asound",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/sys/firmware",
+  "/proc/scsi",
+] as const;
+export const READONLY_PATHS = [
+  "/proc/bus",
+  "/proc/fs",
+  "/proc/irq",
+  "/proc/sys",
+  "/proc/sysrq-trigger",
+] as const;
+
 const TMPFS = ["nosuid", "strictatime", "mode=755", "size=65536k"];
 const NOSUID_NOEXEC_NODEV = ["nosuid", "noexec", "nodev"];
 const READ_ONLY_BIND = ["rbind", "ro"];
@@ -156,19 +177,8 @@ export function buildSpec(opts: SpecOptions): Record<string, unknown> {
         // Without a path runc makes a fresh network namespace (CNI wires it before start).
         opts.netnsPath ? { type: "network", path: opts.netnsPath } : { type: "network" },
       ],
-      maskedPaths: [
-        "/proc/acpi",
-        "/proc/asound",
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/latency_stats",
-        "/proc/timer_list",
-        "/proc/timer_stats",
-        "/proc/sched_debug",
-        "/sys/firmware",
-        "/proc/scsi",
-      ],
-      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
     },
   };
 }
