@@ -72,8 +72,7 @@ export class Tasks {
   constructor(private readonly rpc: Rpc, private readonly api: ProtoApi) {}
 
   #runcOptions(runtime: TaskRuntimeOptions): { type_url: string; value: Uint8Array } {
-    const type = this.api.root.lookupType(RUNC_OPTIONS_TYPE_URL);
-    const value = type.encode(type.fromObject({ binary_name: runtime.binaryName })).finish();
+    const value = this.api.encode(RUNC_OPTIONS_TYPE_URL, { binary_name: runtime.binaryName });
     return { type_url: RUNC_OPTIONS_TYPE_URL, value };
   }
 
