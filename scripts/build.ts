@@ -108,7 +108,7 @@ export function compileArgs(t: CompileTarget, permissions: string[]): string[] {
 
 /**
  * Arguments to `deno` that bundle main.ts for Node.js. Platform "deno" (not "browser") keeps
- * `node:` builtins as imports and turns CommonJS `require("node:…")` in grpc-js and friends into
+ * `node:` builtins as imports and turns CommonJS `require("node:…")` in npm packages (the NATS client) into
  * `createRequire` calls, which Node runs; npm packages are bundled in.
  */
 export function bundleArgs(output: string): string[] {

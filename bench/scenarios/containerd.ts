@@ -61,7 +61,7 @@ async function rpcFigures(client: Containerd, ns: string, ctx: ScenarioContext) 
   const n = ctx.iterations(200);
   const opts = { iterations: n, warmup: warmupFor(n) };
   ctx.log(`RPC round trips × ${n}`);
-  // V8 compiles grpc-js's call path over several hundred calls; without a shared warm-up the
+  // V8 compiles the gRPC call path over several hundred calls; without a shared warm-up the
   // first figure measured (the baseline) pays for it and every ratio against it is skewed.
   for (let i = 0; i < 300; i++) {
     await client.version();
@@ -221,7 +221,7 @@ async function ctr(args: string[]): Promise<void> {
   }
 }
 
-// A quarter of the timed count, at most 50: grpc-js's call path takes a few dozen calls to be
+// A quarter of the timed count, at most 50: the gRPC call path takes a few dozen calls to be
 // compiled, and the first containers pay for cold page cache and shim binaries.
 function warmupFor(n: number): number {
   return Math.min(50, Math.max(1, Math.round(n / 4)));

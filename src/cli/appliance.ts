@@ -131,7 +131,7 @@ export async function runAppliance(
   } finally {
     await containerd.close();
   }
-  // Exit now rather than when the event loop drains: after a containerd restart grpc-js keeps
-  // timers of its own that held the process for another 30 s.
+  // Exit now rather than when the event loop drains: a library's timer (the NATS client's, or
+  // grpc-js's before our own gRPC client) once held the process for another 30 s.
   process.exit(0);
 }

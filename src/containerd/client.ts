@@ -88,10 +88,7 @@ export class Containerd {
     return getVersion(this.rpc, opts);
   }
 
-  /**
-   * Closes the channel; pending calls fail with CANCELLED/UNAVAILABLE. Resolves a moment later,
-   * when the process can safely go on opening files (see GrpcRpc.close).
-   */
+  /** Closes the connection; pending calls fail with UNAVAILABLE, later ones with CANCELLED. */
   close(): Promise<void> {
     return this.rpc.close();
   }

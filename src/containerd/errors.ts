@@ -57,8 +57,8 @@ export function unreachableMessage(socket: string): string {
 }
 
 /**
- * Converts an error from @grpc/grpc-js into one of our error classes. Anything without a gRPC
- * status code is returned unchanged.
+ * Converts an error carrying a gRPC status code (from rpc.ts) into one of our error classes.
+ * Anything without a code is returned unchanged.
  */
 export function fromGrpc(err: unknown, ctx: CallContext): Error {
   if (!isGrpcError(err)) return err instanceof Error ? err : new Error(String(err));

@@ -8,7 +8,7 @@ import { Buffer } from "node:buffer";
 import { PROTO_FILES } from "./proto_text.ts";
 import { ProtoSchema } from "./protobuf.ts";
 
-/** What grpc-js needs to call one method: its path and how to encode and decode messages. */
+/** What a call of one method needs: its path and how to encode and decode messages. */
 export interface MethodDefinition {
   path: string;
   requestSerialize(value: object): Buffer;

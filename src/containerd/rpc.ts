@@ -1,10 +1,13 @@
 /**
- * The gRPC transport to containerd: one channel over the unix socket, namespace and lease headers
- * on every call, AbortSignal cancellation, and error mapping through errors.ts.
+ * The gRPC transport to containerd: our own gRPC-over-HTTP/2 client (h2.ts) on one connection
+ * over the unix socket, namespace and lease headers on every call, deadlines, AbortSignal
+ * cancellation, and error mapping through errors.ts. A broken connection fails the calls on it
+ * with UNAVAILABLE; the next call connects again.
  */
 
-import * as grpc from "@grpc/grpc-js";
-import { type CallContext, fromGrpc } from "./errors.ts";
+import { Buffer } from "node:buffer";
+import { type CallContext, fromGrpc, GrpcCode } from "./errors.ts";
+import { type ByteStream, Http2Connection } from "./h2.ts";
 import type { MethodDefinition, ProtoApi } from "./proto.ts";
 
 /** Per-call options. The containerd namespace is always explicit; there is no default. */
@@ -46,45 +49,75 @@ export interface Rpc {
 /** containerd's server accepts messages up to 16 MiB; match it. */
 const MAX_MESSAGE = 16 * 1024 * 1024;
 
-/** How long {@link GrpcRpc.close} waits after closing (see there). */
-const CLOSE_SETTLE_MS = 20;
+/** An error with a gRPC status, as fromGrpc() reads it. */
+function grpcError(code: number, details: string): Error {
+  return Object.assign(new Error(details), { code, details });
+}
 
-/** The real transport: @grpc/grpc-js on `unix://<socket>`. */
+/** The real transport: gRPC over our HTTP/2 client on `<socket>`. */
 export class GrpcRpc implements Rpc {
-  readonly #client: grpc.Client;
   readonly #api: ProtoApi;
   readonly #socket: string;
+  #conn: Http2Connection | undefined;
+  #connecting: Promise<Http2Connection> | undefined;
+  #closed = false;
 
   constructor(socket: string, api: ProtoApi) {
     this.#socket = socket;
     this.#api = api;
-    this.#client = new grpc.Client(`unix://${socket}`, grpc.credentials.createInsecure(), {
-      "grpc.max_receive_message_length": MAX_MESSAGE,
-      "grpc.max_send_message_length": MAX_MESSAGE,
-    });
   }
 
-  unary<Res>(service: string, method: string, req: object, opts: CallOptions = {}): Promise<Res> {
+  /** The open connection, or a new one when there is none or it broke. */
+  #connection(): Promise<Http2Connection> {
+    if (this.#closed) return Promise.reject(grpcError(GrpcCode.CANCELLED, "the client was closed"));
+    if (this.#conn?.usable) return Promise.resolve(this.#conn);
+    this.#connecting ??= connectUnix(this.#socket).then(
+      (io) => {
+        this.#connecting = undefined;
+        if (this.#closed) {
+          io.close();
+          throw grpcError(GrpcCode.CANCELLED, "the client was closed");
+        }
+        const conn = new Http2Connection(io);
+        this.#conn = conn;
+        return conn;
+      },
+      (err) => {
+        this.#connecting = undefined;
+        throw grpcError(GrpcCode.UNAVAILABLE, `connect: ${(err as Error).message}`);
+      },
+    );
+    return this.#connecting;
+  }
+
+  /** Starts a call: its request headers go out at once; messages are sent with `send`. */
+  async #start<Res>(service: string, method: string, opts: CallOptions): Promise<Call<Res>> {
     const def = this.#method(service, method);
     const ctx = this.#context(service, method, opts);
-    return new Promise<Res>((resolve, reject) => {
-      if (opts.signal?.aborted) return reject(abortError(ctx, opts.signal));
-      const call = this.#client.makeUnaryRequest(
-        def.path,
-        def.requestSerialize,
-        def.responseDeserialize as (b: Buffer) => Res,
-        req,
-        metadata(opts),
-        callOptions(opts),
-        (err, res) => {
-          opts.signal?.removeEventListener("abort", onAbort);
-          if (err) reject(fromGrpc(err, ctx));
-          else resolve(res as Res);
-        },
-      );
-      const onAbort = () => call.cancel();
-      opts.signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    if (opts.signal?.aborted) throw abortError(ctx, opts.signal);
+    let conn: Http2Connection;
+    try {
+      conn = await this.#connection();
+    } catch (err) {
+      throw fromGrpc(err, ctx);
+    }
+    return new Call<Res>(conn, def, ctx, opts);
+  }
+
+  async unary<Res>(
+    service: string,
+    method: string,
+    req: object,
+    opts: CallOptions = {},
+  ): Promise<Res> {
+    const call = await this.#start<Res>(service, method, opts);
+    call.send(req, true);
+    const reply = await call.next();
+    await call.next(); // the status
+    if (reply === undefined) {
+      throw fromGrpc(grpcError(GrpcCode.INTERNAL, "no reply message"), call.ctx);
+    }
+    return reply;
   }
 
   async *serverStream<Res>(
@@ -93,27 +126,19 @@ export class GrpcRpc implements Rpc {
     req: object,
     opts: CallOptions = {},
   ): AsyncGenerator<Res> {
-    const def = this.#method(service, method);
-    const ctx = this.#context(service, method, opts);
-    if (opts.signal?.aborted) throw abortError(ctx, opts.signal);
-    const call = this.#client.makeServerStreamRequest(
-      def.path,
-      def.requestSerialize,
-      def.responseDeserialize as (b: Buffer) => Res,
-      req,
-      metadata(opts),
-      callOptions(opts),
-    );
-    const onAbort = () => call.cancel();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    const call = await this.#start<Res>(service, method, opts);
+    call.send(req, true);
     try {
-      for await (const msg of call) yield msg as Res;
+      for (;;) {
+        const msg = await call.next();
+        if (msg === undefined) return;
+        yield msg;
+      }
     } catch (err) {
       // A cancel we asked for is an orderly end, not a failure.
       if (opts.signal?.aborted) return;
-      throw fromGrpc(err, ctx);
+      throw err;
     } finally {
-      opts.signal?.removeEventListener("abort", onAbort);
       call.cancel();
     }
   }
@@ -123,30 +148,34 @@ export class GrpcRpc implements Rpc {
     method: string,
     opts: CallOptions = {},
   ): DuplexCall<Req, Res> {
-    const def = this.#method(service, method);
-    const ctx = this.#context(service, method, opts);
-    const call = this.#client.makeBidiStreamRequest(
-      def.path,
-      def.requestSerialize,
-      def.responseDeserialize as (b: Buffer) => Res,
-      metadata(opts),
-      callOptions(opts),
-    );
-    return replyQueue<Req, Res>(call, ctx, opts.signal);
+    const started = this.#start<Res>(service, method, opts);
+    started.catch(() => {});
+    // Sends before the connection is up wait for it, in order.
+    let chain: Promise<Call<Res> | undefined> = started.catch(() => undefined);
+    return {
+      send: (msg) => {
+        chain = chain.then((call) => (call?.send(msg, false), call));
+      },
+      next: async () => (await started).next(),
+      end: () => {
+        chain = chain.then((call) => (call?.end(), call));
+      },
+      cancel: () => {
+        chain = chain.then((call) => (call?.cancel(), call));
+      },
+    };
   }
 
   /**
-   * Closes the channel, and resolves a moment later. Under Deno 2.9.5, node:http2 sometimes
-   * closes the socket's file descriptor a second time shortly after a close of ours (4 of 800
-   * closes in a probe; none after 400 closes by the other side, and none once the process waited
-   * 5 ms before opening files). A descriptor the process opens in between is closed under its
-   * owner, and when it is a directory being read, Deno panics ("unexpected error during
-   * closedir: Bad file descriptor"). Waiting here keeps the caller's next files out of that
-   * window.
+   * Closes the connection; calls on it fail with UNAVAILABLE, later ones with CANCELLED. (A
+   * promise: the grpc-js transport before this one needed a pause after closing, because Deno's
+   * node:http2 sometimes closed the socket's descriptor twice; see docs/architecture.md.)
    */
-  async close(): Promise<void> {
-    this.#client.close();
-    await new Promise((resolve) => setTimeout(resolve, CLOSE_SETTLE_MS));
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#conn?.close();
+    this.#conn = undefined;
+    return Promise.resolve();
   }
 
   #method(service: string, method: string): MethodDefinition {
@@ -161,70 +190,284 @@ export class GrpcRpc implements Rpc {
   }
 }
 
-function metadata(opts: CallOptions): grpc.Metadata {
-  const md = new grpc.Metadata();
-  if (opts.namespace) md.set("containerd-namespace", opts.namespace);
-  if (opts.lease) md.set("containerd-lease", opts.lease);
-  return md;
+/**
+ * One gRPC call on an HTTP/2 stream: length-prefixed messages both ways, the status from the
+ * trailers (or from a trailers-only answer), a deadline, cancellation.
+ */
+class Call<Res> {
+  readonly ctx: CallContext;
+  readonly #conn: Http2Connection;
+  readonly #def: MethodDefinition;
+  readonly #id: number;
+  readonly #replies: Res[] = [];
+  readonly #waiters: Array<{ resolve(r: Res | undefined): void; reject(e: Error): void }> = [];
+  /** Set when the call is over: undefined error means OK. */
+  #done: { error?: Error } | undefined;
+  #pending = new Uint8Array(0);
+  #gotHeaders = false;
+  #sending: Promise<void> = Promise.resolve();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onAbort = () => this.#finish(abortError(this.ctx, this.#signal!), true);
+
+  constructor(conn: Http2Connection, def: MethodDefinition, ctx: CallContext, opts: CallOptions) {
+    this.#conn = conn;
+    this.#def = def;
+    this.ctx = ctx;
+    this.#signal = opts.signal;
+    const headers: Array<[string, string]> = [
+      [":method", "POST"],
+      [":scheme", "http"],
+      [":path", def.path],
+      [":authority", "localhost"],
+      ["content-type", "application/grpc"],
+      ["te", "trailers"],
+    ];
+    if (opts.namespace) headers.push(["containerd-namespace", opts.namespace]);
+    if (opts.lease) headers.push(["containerd-lease", opts.lease]);
+    if (opts.timeoutMs) {
+      headers.push(["grpc-timeout", `${Math.max(1, Math.ceil(opts.timeoutMs))}m`]);
+      this.#timer = setTimeout(
+        () => this.#finish(grpcError(GrpcCode.DEADLINE_EXCEEDED, "deadline exceeded"), true),
+        opts.timeoutMs,
+      );
+    }
+    this.#id = conn.open(headers, {
+      headers: (h, end) => this.#headers(h, end),
+      data: (chunk, end) => this.#data(chunk, end),
+      error: (err) => this.#finish(grpcError(GrpcCode.UNAVAILABLE, err.message), false),
+    });
+    this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  /** Sends one message; `last` half-closes our side after it. */
+  send(msg: object, last: boolean): void {
+    let bytes: Buffer;
+    try {
+      bytes = this.#def.requestSerialize(msg);
+    } catch (err) {
+      this.#finish(grpcError(GrpcCode.INTERNAL, `cannot encode the request: ${err}`), true);
+      return;
+    }
+    const framed = new Uint8Array(5 + bytes.length);
+    new DataView(framed.buffer).setUint32(1, bytes.length);
+    framed.set(bytes, 5);
+    this.#queue(framed, last);
+  }
+
+  /** Half-closes our side. */
+  end(): void {
+    this.#queue(new Uint8Array(0), true);
+  }
+
+  #queue(bytes: Uint8Array, last: boolean): void {
+    this.#sending = this.#sending
+      .then(() => this.#done ? undefined : this.#conn.sendData(this.#id, bytes, last))
+      .catch((err) => this.#finish(grpcError(GrpcCode.UNAVAILABLE, String(err)), true));
+  }
+
+  /** The next reply, or undefined once the call ended with OK; rejects with its error. */
+  next(): Promise<Res | undefined> {
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve, reject });
+      this.#settle();
+    });
+  }
+
+  cancel(): void {
+    this.#finish(grpcError(GrpcCode.CANCELLED, "cancelled"), true);
+  }
+
+  #headers(headers: Array<[string, string]>, end: boolean): void {
+    const get = (name: string) => headers.find(([n]) => n === name)?.[1];
+    if (!this.#gotHeaders) {
+      this.#gotHeaders = true;
+      const status = get(":status");
+      if (status !== "200") {
+        this.#finish(grpcError(httpToGrpc(Number(status)), `HTTP status ${status}`), !end);
+        return;
+      }
+    }
+    const code = get("grpc-status");
+    if (code !== undefined) {
+      const details = decodeGrpcMessage(get("grpc-message") ?? "");
+      if (this.#pending.length > 0 && Number(code) === GrpcCode.OK) {
+        this.#finish(grpcError(GrpcCode.INTERNAL, "the stream ended inside a message"), !end);
+      } else {
+        this.#finish(
+          Number(code) === GrpcCode.OK ? undefined : grpcError(Number(code), details),
+          !end,
+        );
+      }
+    } else if (end) {
+      this.#finish(grpcError(GrpcCode.INTERNAL, "the stream ended without a gRPC status"), false);
+    }
+  }
+
+  #data(chunk: Uint8Array, end: boolean): void {
+    if (this.#done) return;
+    let buf = this.#pending.length ? concatBytes(this.#pending, chunk) : chunk;
+    while (buf.length >= 5) {
+      if (buf[0] !== 0) {
+        this.#finish(grpcError(GrpcCode.INTERNAL, "a compressed message (not asked for)"), true);
+        return;
+      }
+      const len = new DataView(buf.buffer, buf.byteOffset).getUint32(1);
+      if (len > MAX_MESSAGE) {
+        this.#finish(
+          grpcError(GrpcCode.RESOURCE_EXHAUSTED, `a reply of ${len} bytes (limit ${MAX_MESSAGE})`),
+          true,
+        );
+        return;
+      }
+      if (buf.length < 5 + len) break;
+      const bytes = Buffer.from(buf.buffer, buf.byteOffset + 5, len);
+      try {
+        this.#replies.push(this.#def.responseDeserialize(bytes) as Res);
+      } catch (err) {
+        this.#finish(grpcError(GrpcCode.INTERNAL, `cannot decode the reply: ${err}`), true);
+        return;
+      }
+      buf = buf.subarray(5 + len);
+    }
+    this.#pending = buf.length ? buf.slice() : new Uint8Array(0);
+    if (end) this.#finish(grpcError(GrpcCode.INTERNAL, "the stream ended without trailers"), false);
+    this.#settle();
+  }
+
+  /** Ends the call (once); `reset` tells the server when the stream is still open. */
+  #finish(error: Error | undefined, reset: boolean): void {
+    if (this.#done) return;
+    this.#done = { error };
+    clearTimeout(this.#timer);
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    if (reset) this.#conn.reset(this.#id);
+    this.#settle();
+  }
+
+  #settle(): void {
+    while (this.#waiters.length > 0) {
+      if (this.#replies.length > 0) {
+        this.#waiters.shift()!.resolve(this.#replies.shift());
+      } else if (this.#done) {
+        const w = this.#waiters.shift()!;
+        if (this.#done.error) w.reject(fromGrpc(this.#done.error, this.ctx));
+        else w.resolve(undefined);
+      } else {
+        return;
+      }
+    }
+  }
 }
 
-function callOptions(opts: CallOptions): grpc.CallOptions {
-  return opts.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : {};
+/** gRPC's mapping of an HTTP status that is not 200 (its HTTP/2 protocol document). */
+function httpToGrpc(status: number): number {
+  switch (status) {
+    case 400:
+      return GrpcCode.INTERNAL;
+    case 401:
+      return GrpcCode.UNAUTHENTICATED;
+    case 403:
+      return GrpcCode.PERMISSION_DENIED;
+    case 404:
+      return GrpcCode.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GrpcCode.UNAVAILABLE;
+    default:
+      return GrpcCode.UNKNOWN;
+  }
+}
+
+/** grpc-message is percent-encoded UTF-8; a malformed escape is kept as it is. */
+function decodeGrpcMessage(value: string): string {
+  if (!value.includes("%")) return value;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 function abortError(ctx: CallContext, signal: AbortSignal): Error {
   return fromGrpc(
-    Object.assign(new Error("cancelled"), { code: 1, details: String(signal.reason ?? "aborted") }),
+    grpcError(GrpcCode.CANCELLED, String(signal.reason ?? "aborted")),
     ctx,
   );
 }
 
-// Turns grpc-js's event-emitting duplex stream into send()/next() so a protocol like
-// Content.Write can be written as a plain sequence of awaits.
-function replyQueue<Req, Res>(
-  call: grpc.ClientDuplexStream<Req, Res>,
-  ctx: CallContext,
-  signal?: AbortSignal,
-): DuplexCall<Req, Res> {
-  const replies: Res[] = [];
-  const waiters: Array<{ resolve: (r: Res | undefined) => void; reject: (e: Error) => void }> = [];
+/** Opens containerd's unix socket: Deno's own socket, or Node.js's under Node.js (armhf). */
+async function connectUnix(path: string): Promise<ByteStream> {
+  if ("Deno" in globalThis) {
+    const conn = await Deno.connect({ transport: "unix", path });
+    return {
+      read: (buf) => conn.read(buf),
+      write: async (data) => {
+        for (let at = 0; at < data.length;) at += await conn.write(data.subarray(at));
+      },
+      close: () => {
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+      },
+      setRef: (ref) => ref ? conn.ref() : conn.unref(),
+    };
+  }
+  const net = await import("node:net");
+  const socket = net.connect({ path });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  const chunks: Uint8Array[] = [];
   let ended = false;
   let failure: Error | undefined;
-
-  const settle = () => {
-    while (waiters.length > 0 && (replies.length > 0 || ended || failure)) {
-      const w = waiters.shift()!;
-      if (replies.length > 0) w.resolve(replies.shift());
-      else if (failure) w.reject(failure);
-      else w.resolve(undefined);
-    }
-  };
-  call.on("data", (msg: Res) => {
-    replies.push(msg);
-    settle();
+  let wake: (() => void) | undefined;
+  socket.on("data", (c: Uint8Array) => {
+    chunks.push(c);
+    wake?.();
   });
-  call.on("end", () => {
+  socket.on("end", () => {
     ended = true;
-    settle();
+    wake?.();
   });
-  call.on("error", (err) => {
-    failure = fromGrpc(err, ctx);
-    settle();
+  socket.on("error", (err) => {
+    failure = err;
+    wake?.();
   });
-  const onAbort = () => call.cancel();
-  signal?.addEventListener("abort", onAbort, { once: true });
-  call.on("close", () => signal?.removeEventListener("abort", onAbort));
-
+  socket.on("close", () => {
+    ended = true;
+    wake?.();
+  });
   return {
-    send: (msg) => {
-      call.write(msg);
+    read: async (buf) => {
+      while (chunks.length === 0) {
+        if (failure) throw failure;
+        if (ended) return null;
+        await new Promise<void>((resolve) => wake = resolve);
+        wake = undefined;
+      }
+      const c = chunks[0];
+      const n = Math.min(c.length, buf.length);
+      buf.set(c.subarray(0, n));
+      if (n < c.length) chunks[0] = c.subarray(n);
+      else chunks.shift();
+      return n;
     },
-    next: () =>
-      new Promise<Res | undefined>((resolve, reject) => {
-        waiters.push({ resolve, reject });
-        settle();
-      }),
-    end: () => call.end(),
-    cancel: () => call.cancel(),
+    write: (data) =>
+      new Promise<void>((resolve, reject) =>
+        socket.write(data, (err) => err ? reject(err) : resolve())
+      ),
+    close: () => socket.destroy(),
+    setRef: (ref) => ref ? socket.ref() : socket.unref(),
   };
 }
