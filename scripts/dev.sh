@@ -84,10 +84,10 @@ install_node_modules() {
   [ -x node_modules/deno/deno ] || node node_modules/deno/bin.cjs --version >/dev/null
 }
 
-# Runs one test path ($2) with its output kept in $1. When the Deno runtime itself panics (seen:
-# "unexpected error during closedir: Bad file descriptor", from Deno 2.9.5's node:http2 closing a
-# socket twice; see docs/architecture.md), and only then, the file is run once more, and the log
-# says so. Failed tests never are.
+# Runs one test path ($2) with its output kept in $1. When the Deno runtime itself panics (seen
+# until session 5: "unexpected error during closedir: Bad file descriptor", from Deno 2.9.5's
+# node:http2, which the containerd client no longer uses; see docs/architecture.md), and only
+# then, the file is run once more, and the log says so. Failed tests never are.
 run_tests() {
   local out=$1 status since before
   since=$(date +%s%3N)
