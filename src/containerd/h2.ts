@@ -46,13 +46,19 @@ interface Stream {
   closed: boolean;
 }
 
-/** A connection error, with the HTTP/2 error code when the peer sent one. */
+/**
+ * A connection or stream error, with the HTTP/2 error code when the peer sent one. `refused`:
+ * the server did not process the stream at all (GOAWAY past it, or REFUSED_STREAM), so the
+ * request can be sent again.
+ */
 export class Http2Error extends Error {
   override name = "Http2Error";
-  constructor(message: string, readonly code?: number) {
+  constructor(message: string, readonly code?: number, readonly refused = false) {
     super(message);
   }
 }
+
+const REFUSED_STREAM = 0x7;
 
 export class Http2Connection {
   readonly #io: ByteStream;
@@ -91,9 +97,12 @@ export class Http2Connection {
     this.closed = this.#readLoop();
   }
 
-  /** Whether new streams can be opened on this connection. */
+  /**
+   * Whether new streams can be opened on this connection: not after a failure or a GOAWAY, nor
+   * when stream IDs (31 bits, odd ones ours) run out: the next call then opens a new connection.
+   */
   get usable(): boolean {
-    return !this.#failure && !this.goingAway;
+    return !this.#failure && !this.goingAway && this.#nextId < 0x7fff_0000;
   }
 
   /** Opens a stream with a request header block; `endStream` when there is no body. */
@@ -109,7 +118,17 @@ export class Http2Connection {
       closed: false,
     });
     if (this.#streams.size === 1) this.#io.setRef(true);
-    this.#send(frame(FRAME.HEADERS, FLAG.END_HEADERS, id, hpackEncode(headers))).catch(() => {});
+    // A block larger than a frame goes on in CONTINUATION frames, with nothing in between.
+    const block = hpackEncode(headers);
+    const frames: Uint8Array[] = [];
+    for (let at = 0; at < block.length || at === 0; at += this.#maxFrame) {
+      const part = block.subarray(at, at + this.#maxFrame);
+      const last = at + this.#maxFrame >= block.length;
+      frames.push(
+        frame(at === 0 ? FRAME.HEADERS : CONTINUATION, last ? FLAG.END_HEADERS : 0, id, part),
+      );
+    }
+    this.#send(concat(frames)).catch(() => {});
     return id;
   }
 
@@ -156,7 +175,11 @@ export class Http2Connection {
     s.closed = true;
     this.#streams.delete(s.id);
     for (const w of s.waiting.splice(0)) w();
-    if (this.#streams.size === 0) this.#io.setRef(false);
+    if (this.#streams.size === 0) {
+      this.#io.setRef(false);
+      // A connection that takes no new streams closes with its last one.
+      if (!this.usable) queueMicrotask(() => this.close());
+    }
   }
 
   #fail(err: Error): void {
@@ -258,7 +281,14 @@ export class Http2Connection {
         if (!s) return;
         const code = new DataView(payload.buffer, payload.byteOffset).getUint32(0);
         this.#forget(s);
-        s.events.error(new Http2Error(`containerd reset the stream (code ${code})`, code), code);
+        s.events.error(
+          new Http2Error(
+            `containerd reset the stream (code ${code})`,
+            code,
+            code === REFUSED_STREAM,
+          ),
+          code,
+        );
         return;
       }
       case FRAME.SETTINGS: {
@@ -294,7 +324,11 @@ export class Http2Connection {
           if (s.id > lastId) {
             this.#forget(s);
             s.events.error(
-              new Http2Error(`containerd is closing the connection (GOAWAY ${code}) ${why}`, code),
+              new Http2Error(
+                `containerd is closing the connection (GOAWAY ${code}) ${why}`,
+                code,
+                true,
+              ),
             );
           }
         }

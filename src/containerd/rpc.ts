@@ -7,7 +7,7 @@
 
 import { Buffer } from "node:buffer";
 import { type CallContext, fromGrpc, GrpcCode } from "./errors.ts";
-import { type ByteStream, Http2Connection } from "./h2.ts";
+import { type ByteStream, Http2Connection, Http2Error } from "./h2.ts";
 import type { MethodDefinition, ProtoApi } from "./proto.ts";
 
 /** Per-call options. The containerd namespace is always explicit; there is no default. */
@@ -110,14 +110,23 @@ export class GrpcRpc implements Rpc {
     req: object,
     opts: CallOptions = {},
   ): Promise<Res> {
-    const call = await this.#start<Res>(service, method, opts);
-    call.send(req, true);
-    const reply = await call.next();
-    await call.next(); // the status
-    if (reply === undefined) {
-      throw fromGrpc(grpcError(GrpcCode.INTERNAL, "no reply message"), call.ctx);
+    for (let attempt = 0;; attempt++) {
+      const call = await this.#start<Res>(service, method, opts);
+      call.send(req, true);
+      try {
+        const reply = await call.next();
+        await call.next(); // the status
+        if (reply === undefined) {
+          throw fromGrpc(grpcError(GrpcCode.INTERNAL, "no reply message"), call.ctx);
+        }
+        return reply;
+      } catch (err) {
+        // A call the server refused unseen (a GOAWAY raced it) goes once more, on a new
+        // connection.
+        if (attempt === 0 && call.refused) continue;
+        throw err;
+      }
     }
-    return reply;
   }
 
   async *serverStream<Res>(
@@ -126,20 +135,26 @@ export class GrpcRpc implements Rpc {
     req: object,
     opts: CallOptions = {},
   ): AsyncGenerator<Res> {
-    const call = await this.#start<Res>(service, method, opts);
-    call.send(req, true);
-    try {
-      for (;;) {
-        const msg = await call.next();
-        if (msg === undefined) return;
-        yield msg;
+    for (let attempt = 0;; attempt++) {
+      const call = await this.#start<Res>(service, method, opts);
+      call.send(req, true);
+      let yielded = false;
+      try {
+        for (;;) {
+          const msg = await call.next();
+          if (msg === undefined) return;
+          yielded = true;
+          yield msg;
+        }
+      } catch (err) {
+        // A cancel we asked for is an orderly end, not a failure.
+        if (opts.signal?.aborted) return;
+        // As in unary(): refused unseen, sent once more.
+        if (attempt === 0 && call.refused && !yielded) continue;
+        throw err;
+      } finally {
+        call.cancel();
       }
-    } catch (err) {
-      // A cancel we asked for is an orderly end, not a failure.
-      if (opts.signal?.aborted) return;
-      throw err;
-    } finally {
-      call.cancel();
     }
   }
 
@@ -196,6 +211,8 @@ export class GrpcRpc implements Rpc {
  */
 class Call<Res> {
   readonly ctx: CallContext;
+  /** The server never processed the call (see Http2Error.refused): it may be sent again. */
+  refused = false;
   readonly #conn: Http2Connection;
   readonly #def: MethodDefinition;
   readonly #id: number;
@@ -226,7 +243,9 @@ class Call<Res> {
     if (opts.namespace) headers.push(["containerd-namespace", opts.namespace]);
     if (opts.lease) headers.push(["containerd-lease", opts.lease]);
     if (opts.timeoutMs) {
-      headers.push(["grpc-timeout", `${Math.max(1, Math.ceil(opts.timeoutMs))}m`]);
+      // At most 8 digits: milliseconds up to a day, whole seconds beyond.
+      const ms = Math.max(1, Math.ceil(opts.timeoutMs));
+      headers.push(["grpc-timeout", ms < 1e8 ? `${ms}m` : `${Math.ceil(ms / 1000)}S`]);
       this.#timer = setTimeout(
         () => this.#finish(grpcError(GrpcCode.DEADLINE_EXCEEDED, "deadline exceeded"), true),
         opts.timeoutMs,
@@ -235,7 +254,10 @@ class Call<Res> {
     this.#id = conn.open(headers, {
       headers: (h, end) => this.#headers(h, end),
       data: (chunk, end) => this.#data(chunk, end),
-      error: (err) => this.#finish(grpcError(GrpcCode.UNAVAILABLE, err.message), false),
+      error: (err) => {
+        this.refused = err instanceof Http2Error && err.refused;
+        this.#finish(grpcError(GrpcCode.UNAVAILABLE, err.message), false);
+      },
     });
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }

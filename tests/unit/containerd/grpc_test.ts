@@ -26,14 +26,18 @@ service S {
   rpc Fail(Blob) returns (Blob);
   rpc Stall(Blob) returns (Blob);
   rpc Three(Blob) returns (stream Blob);
+  rpc Bye(Blob) returns (Blob);
 }
 `;
 
 // The server: Echo answers with the request's message, Fail with a trailers-only NOT_FOUND,
-// Stall never, Three with three messages; the default windows (64 KiB) make big messages wait.
+// Stall never, Three with three messages, Bye like Echo and then with GOAWAY; the first Echo in
+// namespace "refuse-once" gets a GOAWAY that leaves it unprocessed. The default windows (64 KiB)
+// make big messages wait.
 const SERVER = `
 import http2 from "node:http2";
 const server = http2.createServer();
+let refused = false;
 server.on("stream", (stream, headers) => {
   const chunks = [];
   stream.on("data", (c) => chunks.push(c));
@@ -47,6 +51,15 @@ server.on("stream", (stream, headers) => {
       return;
     }
     if (path === "/t.S/Stall") return;
+    const session = stream.session;
+    if (path === "/t.S/Echo" && headers["containerd-namespace"] === "refuse-once" && !refused) {
+      // A GOAWAY that says this stream was never looked at.
+      refused = true;
+      session.goaway(0, stream.id - 2);
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    if (path === "/t.S/Bye") stream.on("close", () => session.goaway());
     stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
     stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
     if (path === "/t.S/Three") stream.end(Buffer.concat([body, body, body]));
@@ -119,6 +132,29 @@ Deno.test("gRPC client against Node.js's HTTP/2 server", async (t) => {
         })
       ) got.push(m.data.length);
       assert.deepEqual(got, [2, 2, 2]);
+    });
+
+    await t.step("after a GOAWAY the next call opens a new connection", async () => {
+      const one = new Uint8Array([1]);
+      await rpc.unary("t.S", "Bye", { data: one });
+      for (let i = 0; i < 3; i++) {
+        const reply = await rpc.unary<{ data: Uint8Array }>("t.S", "Echo", { data: one });
+        assert.deepEqual([...reply.data], [1]);
+      }
+    });
+
+    await t.step("a call a GOAWAY refused unseen is sent again on a new connection", async () => {
+      const reply = await rpc.unary<{ data: Uint8Array }>("t.S", "Echo", {
+        data: new Uint8Array([2]),
+      }, { namespace: "refuse-once" });
+      assert.deepEqual([...reply.data], [2]);
+    });
+
+    await t.step("a header block larger than a frame goes out in CONTINUATION frames", async () => {
+      await assert.rejects(
+        rpc.unary("t.S", "Fail", {}, { namespace: "n".repeat(40_000) }),
+        (err: Error) => err instanceof NotFoundError && err.message.includes("n".repeat(1000)),
+      );
     });
 
     await t.step(
