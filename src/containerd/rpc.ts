@@ -95,13 +95,15 @@ export class GrpcRpc implements Rpc {
     const def = this.#method(service, method);
     const ctx = this.#context(service, method, opts);
     if (opts.signal?.aborted) throw abortError(ctx, opts.signal);
-    let conn: Http2Connection;
     try {
-      conn = await this.#connection();
+      return new Call<Res>(await this.#connection(), def, ctx, opts);
     } catch (err) {
-      throw fromGrpc(err, ctx);
+      // No connection, or it broke just now (Http2Error): UNAVAILABLE either way.
+      throw fromGrpc(
+        err instanceof Http2Error ? grpcError(GrpcCode.UNAVAILABLE, err.message) : err,
+        ctx,
+      );
     }
-    return new Call<Res>(conn, def, ctx, opts);
   }
 
   async unary<Res>(
