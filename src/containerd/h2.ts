@@ -393,7 +393,8 @@ function unpad(payload: Uint8Array, flags: number): Uint8Array {
   return payload.subarray(1, payload.length - pad);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+/** The parts, one after the other, in one new array. */
+export function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {

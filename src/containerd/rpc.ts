@@ -7,7 +7,7 @@
 
 import { Buffer } from "node:buffer";
 import { type CallContext, fromGrpc, GrpcCode } from "./errors.ts";
-import { type ByteStream, Http2Connection, Http2Error } from "./h2.ts";
+import { type ByteStream, concat, Http2Connection, Http2Error } from "./h2.ts";
 import type { MethodDefinition, ProtoApi } from "./proto.ts";
 
 /** Per-call options. The containerd namespace is always explicit; there is no default. */
@@ -330,7 +330,7 @@ class Call<Res> {
 
   #data(chunk: Uint8Array, end: boolean): void {
     if (this.#done) return;
-    let buf = this.#pending.length ? concatBytes(this.#pending, chunk) : chunk;
+    let buf = this.#pending.length ? concat([this.#pending, chunk]) : chunk;
     while (buf.length >= 5) {
       if (buf[0] !== 0) {
         this.#finish(grpcError(GrpcCode.INTERNAL, "a compressed message (not asked for)"), true);
@@ -413,13 +413,6 @@ function decodeGrpcMessage(value: string): string {
   } catch {
     return value;
   }
-}
-
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function abortError(ctx: CallContext, signal: AbortSignal): Error {
