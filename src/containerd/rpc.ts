@@ -248,10 +248,6 @@ class Call<Res> {
       // At most 8 digits: milliseconds up to a day, whole seconds beyond.
       const ms = Math.max(1, Math.ceil(opts.timeoutMs));
       headers.push(["grpc-timeout", ms < 1e8 ? `${ms}m` : `${Math.ceil(ms / 1000)}S`]);
-      this.#timer = setTimeout(
-        () => this.#finish(grpcError(GrpcCode.DEADLINE_EXCEEDED, "deadline exceeded"), true),
-        opts.timeoutMs,
-      );
     }
     this.#id = conn.open(headers, {
       headers: (h, end) => this.#headers(h, end),
@@ -261,6 +257,13 @@ class Call<Res> {
         this.#finish(grpcError(GrpcCode.UNAVAILABLE, err.message), false);
       },
     });
+    // Armed once the stream is open (opening throws on a broken connection).
+    if (opts.timeoutMs) {
+      this.#timer = setTimeout(
+        () => this.#finish(grpcError(GrpcCode.DEADLINE_EXCEEDED, "deadline exceeded"), true),
+        opts.timeoutMs,
+      );
+    }
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 
