@@ -43,7 +43,6 @@ interface Stream {
   sendWindow: number;
   /** Writers waiting for window. */
   waiting: Array<() => void>;
-  closed: boolean;
 }
 
 /**
@@ -74,9 +73,7 @@ export class Http2Connection {
   /** A header block being continued: its stream, flags and fragments. */
   #continued: { id: number; endStream: boolean; parts: Uint8Array[] } | undefined;
   /** Set once the peer sends GOAWAY: no new streams. */
-  goingAway = false;
-  /** Resolves when the connection is gone (error or close). */
-  readonly closed: Promise<void>;
+  #goingAway = false;
 
   constructor(io: ByteStream) {
     this.#io = io;
@@ -94,7 +91,7 @@ export class Http2Connection {
       frame(FRAME.SETTINGS, 0, 0, settings),
       frame(WINDOW_UPDATE, 0, 0, connWindow),
     ])).catch(() => {});
-    this.closed = this.#readLoop();
+    void this.#readLoop();
   }
 
   /**
@@ -102,7 +99,7 @@ export class Http2Connection {
    * when stream IDs (31 bits, odd ones ours) run out: the next call then opens a new connection.
    */
   get usable(): boolean {
-    return !this.#failure && !this.goingAway && this.#nextId < 0x7fff_0000;
+    return !this.#failure && !this.#goingAway && this.#nextId < 0x7fff_0000;
   }
 
   /** Opens a stream with a request header block; `endStream` when there is no body. */
@@ -115,7 +112,6 @@ export class Http2Connection {
       events,
       sendWindow: this.#initialSendWindow,
       waiting: [],
-      closed: false,
     });
     if (this.#streams.size === 1) this.#io.setRef(true);
     // A block larger than a frame goes on in CONTINUATION frames, with nothing in between.
@@ -137,7 +133,7 @@ export class Http2Connection {
     let at = 0;
     do {
       const s = this.#streams.get(id);
-      if (!s || s.closed) return;
+      if (!s) return; // ended meanwhile (reset, error, or the server's answer)
       if (this.#failure) throw this.#failure;
       const room = Math.min(this.#sendWindow, s.sendWindow, this.#maxFrame, data.length - at);
       if (room <= 0 && data.length > at) {
@@ -172,7 +168,6 @@ export class Http2Connection {
   }
 
   #forget(s: Stream): void {
-    s.closed = true;
     this.#streams.delete(s.id);
     for (const w of s.waiting.splice(0)) w();
     if (this.#streams.size === 0) {
@@ -318,7 +313,7 @@ export class Http2Connection {
       case FRAME.GOAWAY: {
         const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
         const lastId = view.getUint32(0) & 0x7fffffff, code = view.getUint32(4);
-        this.goingAway = true;
+        this.#goingAway = true;
         const why = new TextDecoder().decode(payload.subarray(8));
         for (const s of [...this.#streams.values()]) {
           if (s.id > lastId) {
