@@ -4,15 +4,14 @@
  * src/containerd/ sees protobuf types.
  */
 
-import { Buffer } from "node:buffer";
 import { PROTO_FILES } from "./proto_text.ts";
 import { ProtoSchema } from "./protobuf.ts";
 
 /** What a call of one method needs: its path and how to encode and decode messages. */
 export interface MethodDefinition {
   path: string;
-  requestSerialize(value: object): Buffer;
-  responseDeserialize(bytes: Buffer): unknown;
+  requestSerialize(value: object): Uint8Array;
+  responseDeserialize(bytes: Uint8Array): unknown;
 }
 
 /** The parsed schema and gRPC methods. */
@@ -56,10 +55,7 @@ function buildMethod(
   if (!m) return undefined;
   return {
     path: `/${service}/${name}`,
-    requestSerialize: (value) => {
-      const bytes = schema.encode(m.requestType, value as Record<string, unknown>);
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-    },
+    requestSerialize: (value) => schema.encode(m.requestType, value as Record<string, unknown>),
     responseDeserialize: (bytes) => schema.decode(m.responseType, bytes),
   };
 }

@@ -5,7 +5,6 @@
  * with UNAVAILABLE; the next call connects again.
  */
 
-import { Buffer } from "node:buffer";
 import { type CallContext, fromGrpc, GrpcCode } from "./errors.ts";
 import { type ByteStream, concat, Http2Connection, Http2Error } from "./h2.ts";
 import type { MethodDefinition, ProtoApi } from "./proto.ts";
@@ -269,7 +268,7 @@ class Call<Res> {
 
   /** Sends one message; `last` half-closes our side after it. */
   send(msg: object, last: boolean): void {
-    let bytes: Buffer;
+    let bytes: Uint8Array;
     try {
       bytes = this.#def.requestSerialize(msg);
     } catch (err) {
@@ -348,7 +347,7 @@ class Call<Res> {
         return;
       }
       if (buf.length < 5 + len) break;
-      const bytes = Buffer.from(buf.buffer, buf.byteOffset + 5, len);
+      const bytes = buf.subarray(5, 5 + len);
       try {
         this.#replies.push(this.#def.responseDeserialize(bytes) as Res);
       } catch (err) {
